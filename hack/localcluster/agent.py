@@ -1,0 +1,452 @@
+"""The node agent: plays the kubelet for the cluster's four nodes.
+
+It registers the nodes with their labels, taints and extended resources, keeps their
+leases and Ready conditions fresh, runs every pod the scheduler binds to them (see
+``runtime.py``), serves the kubelet API's log endpoint on each node's address so that
+``kubectl logs`` works, and provisions PersistentVolumes for the default StorageClass as
+host directories. Run as ``python -m localcluster.agent ROOT``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import http.server
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from . import controlplane, layout as layout_mod, network
+from .layout import NODE_NAMES, Layout
+from .nodes import DEVICE_ENV, NODES, node_manifest
+from .runtime import PodRuntime, now_rfc3339
+
+log = logging.getLogger("localcluster.agent")
+REPO = Path(__file__).resolve().parents[2]
+PROVISIONER = "kubearts.io/local-hostpath"
+LEASE_SECONDS = 40
+STATUS_EVERY, LEASE_EVERY = 20.0, 10.0
+
+
+class Agent:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.venv = Path(os.environ.get("KUBEARTS_VENV", REPO / ".venv"))
+        kc = layout.root / "node-agent.kubeconfig"
+        controlplane.write_kubeconfig(layout, kc, "node-agent")
+        cfg = client.Configuration()
+        config.load_kube_config(str(kc), client_configuration=cfg)
+        cfg.connection_pool_maxsize = 64
+        self.api_client = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self.api_client)
+        self.coordination = client.CoordinationV1Api(self.api_client)
+        self.addresses = network.AddressPool(layout.pod_subnet)
+        self.pods: dict[str, PodRuntime] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.images: dict[str, Any] = yaml.safe_load(
+            (Path(__file__).with_name("images.yaml")).read_text())["images"]
+        self.free_devices: dict[tuple[str, str], list[int]] = {}
+        for node, spec in NODES.items():
+            for res in DEVICE_ENV:
+                if res in spec["capacity"]:
+                    self.free_devices[(node, res)] = list(range(int(spec["capacity"][res])))
+        self.assigned: dict[str, list[tuple[str, str, list[int]]]] = {}
+        self.mountpoints_file = layout.run / "mountpoints"
+
+    # -- images, devices, mountpoints -----------------------------------------------------
+    def image_config(self, image: str) -> dict[str, Any] | None:
+        repo = image.split("@", 1)[0]
+        last = repo.rsplit("/", 1)[-1]
+        if ":" in last:
+            repo = repo.rsplit(":", 1)[0]
+        for candidate in (repo, repo.removeprefix("docker.io/library/"), repo.removeprefix("library/")):
+            if candidate in self.images:
+                return dict(self.images[candidate] or {})
+        return None
+
+    def allocate_devices(self, node: str, uid: str, wanted: dict[str, int]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        with self.lock:
+            for res, count in wanted.items():
+                free = self.free_devices.get((node, res), [])
+                ids, free[:] = free[:count], free[count:]
+                out[res] = ids
+                self.assigned.setdefault(uid, []).append((node, res, ids))
+        return out
+
+    def release_devices(self, node: str, uid: str) -> None:
+        with self.lock:
+            for n, res, ids in self.assigned.pop(uid, []):
+                self.free_devices[(n, res)].extend(ids)
+                self.free_devices[(n, res)].sort()
+
+    def record_mountpoints(self, targets: Iterable[str]) -> None:
+        """Remember mount points created on the host so ``down`` can remove empty ones."""
+        created = []
+        for target in targets:
+            path = Path(target)
+            while not path.exists() and path != path.parent:
+                created.append(str(path))
+                path = path.parent
+        if created:
+            with self.lock, open(self.mountpoints_file, "a") as f:
+                f.write("".join(p + "\n" for p in created))
+
+    def forget(self, uid: str) -> None:
+        with self.lock:
+            self.pods.pop(uid, None)
+
+    # -- nodes ------------------------------------------------------------------------------
+    def register_nodes(self) -> None:
+        for name in NODE_NAMES:
+            manifest = node_manifest(name)
+            try:
+                self.core.create_node(manifest)
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+                self.core.patch_node(name, {"metadata": {"labels": manifest["metadata"]["labels"]}})
+            self.patch_node_status(name)
+
+    def patch_node_status(self, name: str) -> None:
+        now = now_rfc3339()
+        capacity = NODES[name]["capacity"]
+        conditions = [
+            {"type": kind, "status": "False", "reason": reason, "message": message,
+             "lastHeartbeatTime": now}
+            for kind, reason, message in (
+                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            )
+        ]
+        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                           "message": "kubelet is posting ready status", "lastHeartbeatTime": now})
+        uname = platform.uname()
+        status = {
+            "capacity": capacity,
+            "allocatable": capacity,
+            "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": str(self.layout.gateway)},
+                          {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.layout.kubelet_port(name)}},
+            "nodeInfo": {
+                "machineID": f"kubearts-{name}", "systemUUID": f"kubearts-{name}",
+                "bootID": f"kubearts-{self.layout.slot}-{name}",
+                "kernelVersion": uname.release, "osImage": "KubeArts local node",
+                "containerRuntimeVersion": "kubearts-local://0.1.0",
+                "kubeletVersion": f"v{controlplane.K8S_VERSION}",
+                "kubeProxyVersion": f"v{controlplane.K8S_VERSION}",
+                "operatingSystem": "linux", "architecture": "amd64",
+            },
+        }
+        self.core.patch_node_status(name, {"status": status})
+
+    def renew_lease(self, name: str) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {"metadata": {"name": name, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now}}
+        try:
+            self.coordination.patch_namespaced_lease(name, "kube-node-lease", {"spec": body["spec"]})
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            self.coordination.create_namespaced_lease("kube-node-lease", body)
+
+    def heartbeat_loop(self) -> None:
+        last_status = time.monotonic()
+        while not self.stopping.wait(LEASE_EVERY):
+            for name in NODE_NAMES:
+                try:
+                    self.renew_lease(name)
+                    if time.monotonic() - last_status >= STATUS_EVERY:
+                        self.patch_node_status(name)
+                except Exception as err:  # the apiserver may be briefly unavailable
+                    log.warning("heartbeat for %s failed: %s", name, err)
+            if time.monotonic() - last_status >= STATUS_EVERY:
+                last_status = time.monotonic()
+
+    # -- pods -------------------------------------------------------------------------------
+    def handle(self, kind: str, pod: dict[str, Any]) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node not in NODE_NAMES:
+            return
+        uid = pod["metadata"]["uid"]
+        with self.lock:
+            runtime = self.pods.get(uid)
+        if kind == "DELETED":
+            if runtime is not None:
+                runtime.deleted()
+            return
+        if runtime is not None:
+            runtime.update(pod)
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            # Finished before this agent started (or already torn down): only the final
+            # deletion is left to do.
+            if pod["metadata"].get("deletionTimestamp"):
+                with contextlib.suppress(ApiException):
+                    self.core.delete_namespaced_pod(
+                        pod["metadata"]["name"], pod["metadata"]["namespace"], grace_period_seconds=0,
+                        body=client.V1DeleteOptions(grace_period_seconds=0,
+                                                    preconditions=client.V1Preconditions(uid=uid)))
+            return
+        runtime = PodRuntime(self, pod)
+        runtime.update(pod)
+        with self.lock:
+            self.pods[uid] = runtime
+        runtime.start()
+
+    def watch_pods(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                listing = self.core.list_pod_for_all_namespaces(_preload_content=False)
+                data = json.loads(listing.data)
+                for pod in data["items"]:
+                    self.handle("ADDED", pod)
+                version = data["metadata"]["resourceVersion"]
+                w = watch.Watch()
+                for event in w.stream(self.core.list_pod_for_all_namespaces,
+                                      resource_version=version, timeout_seconds=240,
+                                      allow_watch_bookmarks=True, _preload_content=False):
+                    if self.stopping.is_set():
+                        w.stop()
+                        break
+                    if event["type"] == "ERROR":
+                        break
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    self.handle(event["type"], event["raw_object"])
+            except Exception as err:
+                if self.stopping.is_set():
+                    return
+                log.warning("pod watch interrupted (%s); relisting", err)
+                time.sleep(1)
+
+    # -- storage ----------------------------------------------------------------------------
+    def provision_loop(self) -> None:
+        """Dynamic provisioning for StorageClasses whose provisioner is ours."""
+        storage = client.StorageV1Api(self.api_client)
+        while not self.stopping.wait(0.5):
+            try:
+                classes = {sc.metadata.name: sc for sc in storage.list_storage_class().items
+                           if sc.provisioner == PROVISIONER}
+                for pvc in self.core.list_persistent_volume_claim_for_all_namespaces().items:
+                    ann = pvc.metadata.annotations or {}
+                    wanted = ann.get("volume.beta.kubernetes.io/storage-provisioner")
+                    if pvc.status.phase == "Pending" and not pvc.spec.volume_name and wanted == PROVISIONER:
+                        self.provision(pvc, classes.get(pvc.spec.storage_class_name or ""))
+                for pv in self.core.list_persistent_volume().items:
+                    ann = pv.metadata.annotations or {}
+                    if (ann.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
+                            and pv.status.phase == "Released"
+                            and pv.spec.persistent_volume_reclaim_policy == "Delete"):
+                        if pv.spec.host_path:
+                            shutil.rmtree(pv.spec.host_path.path, ignore_errors=True)
+                        with contextlib.suppress(ApiException):
+                            self.core.delete_persistent_volume(pv.metadata.name)
+            except Exception as err:
+                if not self.stopping.is_set():
+                    log.warning("provisioner pass failed: %s", err)
+
+    def provision(self, pvc: Any, storage_class: Any) -> None:
+        ns, name, uid = pvc.metadata.namespace, pvc.metadata.name, pvc.metadata.uid
+        path = self.layout.volumes / f"{ns}_{name}_{uid}"
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)
+        reclaim = getattr(storage_class, "reclaim_policy", None) or "Delete"
+        pv = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"pvc-{uid}",
+                         "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+            "spec": {
+                "capacity": {"storage": pvc.spec.resources.requests["storage"]},
+                "accessModes": pvc.spec.access_modes,
+                "persistentVolumeReclaimPolicy": reclaim,
+                "storageClassName": pvc.spec.storage_class_name,
+                "volumeMode": pvc.spec.volume_mode or "Filesystem",
+                "hostPath": {"path": str(path), "type": "Directory"},
+                "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                             "namespace": ns, "name": name, "uid": uid},
+            },
+        }
+        try:
+            self.core.create_persistent_volume(pv)
+            log.info("provisioned %s for %s/%s", pv["metadata"]["name"], ns, name)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+
+    # -- kubelet API: logs -------------------------------------------------------------------
+    def find_pod(self, ns: str, name: str) -> PodRuntime | None:
+        with self.lock:
+            for runtime in self.pods.values():
+                if runtime.ns == ns and runtime.name == name:
+                    return runtime
+        return None
+
+    def log_file(self, ns: str, name: str, container: str, previous: bool) -> tuple[Path | None, PodRuntime | None]:
+        runtime = self.find_pod(ns, name)
+        if runtime is not None:
+            c = next((c for c in runtime.init_containers + runtime.containers if c.name == container), None)
+            if c is None:
+                return None, runtime
+            restart = c.restarts - 1 if previous else c.restarts
+            return (runtime.log_path(container, restart) if restart >= 0 else None), runtime
+        return None, None
+
+    def serve_kubelet_api(self, node: str) -> http.server.ThreadingHTTPServer:
+        agent = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("kubelet api %s: " + fmt, node, *args)
+
+            def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                url = urllib.parse.urlparse(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
+                if parts == ["healthz"]:
+                    self._reply(200, b"ok")
+                    return
+                if len(parts) != 4 or parts[0] != "containerLogs":
+                    self._reply(404, b"not found: only /containerLogs and /healthz are served")
+                    return
+                _, ns, name, container = parts
+                previous = query.get("previous", ["false"])[0] == "true"
+                path, runtime = agent.log_file(ns, name, container, previous)
+                if path is None or not path.exists():
+                    self._reply(400 if previous else 404,
+                                f'previous terminated container "{container}" in pod "{name}" not found'.encode()
+                                if previous else f'container "{container}" in pod "{name}" has no logs'.encode())
+                    return
+                data = path.read_bytes()
+                if "tailLines" in query:
+                    lines = data.splitlines(keepends=True)
+                    n = int(query["tailLines"][0])
+                    data = b"".join(lines[-n:]) if n > 0 else b""
+                if "limitBytes" in query:
+                    data = data[: int(query["limitBytes"][0])]
+                follow = query.get("follow", ["false"])[0] == "true"
+                if not follow:
+                    self._reply(200, data)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                offset = path.stat().st_size
+
+                def chunk(b: bytes) -> None:
+                    self.wfile.write(f"{len(b):x}\r\n".encode() + b + b"\r\n")
+                    self.wfile.flush()
+
+                try:
+                    if data:
+                        chunk(data)
+                    while True:
+                        with open(path, "rb") as f:
+                            f.seek(offset)
+                            more = f.read()
+                        if more:
+                            offset += len(more)
+                            chunk(more)
+                        c = None
+                        if runtime is not None:
+                            c = next((c for c in runtime.init_containers + runtime.containers
+                                      if c.name == container), None)
+                        if c is None or c.proc is None or agent.stopping.is_set():
+                            break
+                        time.sleep(0.2)
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        server = http.server.ThreadingHTTPServer((str(self.layout.gateway), self.layout.kubelet_port(node)), Handler)
+        server.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(self.layout.pki / "node-agent.crt"), str(self.layout.pki / "node-agent.key"))
+        ctx.load_verify_locations(str(self.layout.pki / "ca.crt"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, name=f"kubelet-api-{node}", daemon=True).start()
+        return server
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        self.layout.pods.mkdir(parents=True, exist_ok=True)
+        self.layout.volumes.mkdir(parents=True, exist_ok=True)
+        network.ensure_bridge(self.layout)
+        # Sandboxes of an earlier agent are gone with its processes; start clean.
+        network.remove_all_pod_networks(self.layout)
+        for leftover in self.layout.pods.glob("*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.register_nodes()
+        for name in NODE_NAMES:
+            self.renew_lease(name)
+            self.serve_kubelet_api(name)
+        threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self.provision_loop, name="provisioner", daemon=True).start()
+        (self.layout.run / "agent.ready").write_text(now_rfc3339() + "\n")
+        self.watch_pods()
+
+    def shutdown(self) -> None:
+        """Stop every pod's processes at once (the cluster is going down)."""
+        self.stopping.set()
+        with self.lock:
+            runtimes = list(self.pods.values())
+        for runtime in runtimes:
+            runtime.gone.set()
+            runtime.grace = 0
+            runtime.stop_requested.set()
+        for runtime in runtimes:
+            runtime.thread.join(timeout=5)
+        network.remove_all_pod_networks(self.layout)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = Path(sys.argv[1])
+    layout = layout_mod.load(root)
+    if layout is None:
+        sys.exit(f"{root} holds no cluster layout; run `python -m localcluster up` first")
+    agent = Agent(layout)
+
+    def stop(signum: int, frame: Any) -> None:
+        agent.shutdown()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    agent.run()
+
+
+if __name__ == "__main__":
+    main()

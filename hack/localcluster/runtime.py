@@ -1,0 +1,622 @@
+"""One pod's life on a node: sandbox (network namespace), volumes, init containers, app
+containers with restarts and back-off, probes, status reports and graceful deletion."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubernetes.client.rest import ApiException
+
+from . import network
+from .nodes import DEVICE_ENV
+from .volumes import PodVolumes, VolumeNotReady, expand
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+log = logging.getLogger("localcluster.runtime")
+HACK_DIR = str(Path(__file__).resolve().parents[1])
+TERMINATION_MESSAGE_LIMIT = 4096
+BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Probe:
+    spec: dict[str, Any]
+    started: float
+    next_due: float = 0.0
+    successes: int = 0
+    failures: int = 0
+    ok: bool = False
+
+    def __post_init__(self) -> None:
+        self.next_due = self.started + self.spec.get("initialDelaySeconds", 0)
+
+
+@dataclass
+class Container:
+    spec: dict[str, Any]
+    init: bool
+    restarts: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: str | None = None
+    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: dict[str, Any] = field(default_factory=dict)
+    ready: bool = False
+    restart_at: float | None = None
+    backoff: float = BACKOFF_START
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+    startup: Probe | None = None
+    done: bool = False  # terminated and will not restart
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+
+class PodRuntime:
+    """Runs one pod in its own thread until it ends or is deleted."""
+
+    def __init__(self, agent: Agent, pod: dict[str, Any]) -> None:
+        self.agent = agent
+        self.pod = pod
+        meta = pod["metadata"]
+        self.uid: str = meta["uid"]
+        self.name: str = meta["name"]
+        self.ns: str = meta["namespace"]
+        self.node: str = pod["spec"]["nodeName"]
+        self.dir = agent.layout.pods / self.uid
+        self.stop_requested = threading.Event()
+        self.gone = threading.Event()  # the API object no longer exists
+        self.grace: float = 30.0
+        self.address: ipaddress.IPv4Address | None = None
+        self.netns: str | None = None
+        self.devices: dict[str, list[int]] = {}
+        self.volumes: PodVolumes | None = None
+        self.init_containers = [Container(c, True) for c in pod["spec"].get("initContainers") or []]
+        self.containers = [Container(c, False) for c in pod["spec"]["containers"]]
+        self.phase = "Pending"
+        self.start_time = now_rfc3339()
+        self.last_status: dict[str, Any] | None = None
+        self.message: tuple[str, str] | None = None  # pod-level (reason, message)
+        self.thread = threading.Thread(target=self._run, name=f"pod-{self.ns}/{self.name}", daemon=True)
+
+    # -- control from the agent ---------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    @property
+    def finished(self) -> bool:
+        return self.thread.ident is not None and not self.thread.is_alive()
+
+    def update(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        if not meta.get("deletionTimestamp"):
+            return
+        if self.finished:
+            # Ended on its own earlier; only the final deletion is left.
+            self._delete_from_api()
+            self.agent.forget(self.uid)
+        elif not self.stop_requested.is_set():
+            grace = meta.get("deletionGracePeriodSeconds")
+            self.grace = float(grace if grace is not None else
+                               pod["spec"].get("terminationGracePeriodSeconds", 30))
+            self.stop_requested.set()
+
+    def deleted(self) -> None:
+        self.gone.set()
+        self.grace = 0
+        self.stop_requested.set()
+        if self.finished:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.agent.forget(self.uid)
+
+    # -- main loop ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._setup()
+            if not self.stop_requested.is_set():
+                self._run_init_containers()
+            if not self.stop_requested.is_set() and self.phase != "Failed":
+                self._run_containers()
+        except Exception:  # keep the agent alive; report the pod as failed
+            log.exception("pod %s/%s crashed in the runtime", self.ns, self.name)
+            self.phase = "Failed"
+            self.message = ("RuntimeError", "the node agent failed to run this pod; see its log")
+            self._report()
+        finally:
+            self._terminate_all()
+            self._teardown()
+            if self.stop_requested.is_set():
+                # Deleted while running: report the final states, then finish the deletion.
+                # A pod that ended on its own stays known (its logs are served) until then.
+                if not self.gone.is_set():
+                    self._report()
+                    self._delete_from_api()
+                else:
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                self.agent.forget(self.uid)
+
+    def _setup(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spec = self.pod["spec"]
+        host_ip = str(self.agent.layout.gateway)
+        if spec.get("hostNetwork"):
+            pod_ip = host_ip
+        else:
+            self.address = self.agent.addresses.allocate()
+            pod_ip = str(self.address)
+        self.pod_ip = pod_ip
+        self.volumes = PodVolumes(self.agent.core, self.pod, self.dir, pod_ip, host_ip)
+        while not self.stop_requested.is_set():
+            try:
+                self.volumes.setup()
+                break
+            except VolumeNotReady as err:
+                self._set_waiting_all("ContainerCreating", str(err))
+                self._report()
+                self.stop_requested.wait(1.0)
+        if self.stop_requested.is_set():
+            return
+        if self.address is not None:
+            self.netns = network.create_pod_network(self.agent.layout, self.uid, self.address)
+        self.devices = self.agent.allocate_devices(self.node, self.uid, self._device_requests())
+        self._report()
+
+    def _device_requests(self) -> dict[str, int]:
+        wanted: dict[str, int] = {}
+        for c in self.pod["spec"]["containers"]:
+            for res, qty in ((c.get("resources") or {}).get("limits") or {}).items():
+                if res in DEVICE_ENV:
+                    wanted[res] = wanted.get(res, 0) + int(qty)
+        return wanted
+
+    def _run_init_containers(self) -> None:
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        for c in self.init_containers:
+            while not self.stop_requested.is_set():
+                self._start(c)
+                self._report()
+                while c.proc is not None and c.proc.poll() is None and not self.stop_requested.is_set():
+                    time.sleep(0.1)
+                if self.stop_requested.is_set():
+                    return
+                code = self._reap(c)
+                if code == 0:
+                    c.done = True
+                    break
+                if policy == "Never":
+                    c.done = True
+                    self.phase = "Failed"
+                    self._report()
+                    return
+                self._back_off(c)
+                while c.restart_at and time.monotonic() < c.restart_at and not self.stop_requested.is_set():
+                    time.sleep(0.2)
+        self._report()
+
+    def _run_containers(self) -> None:
+        for c in self.containers:
+            self._start(c)
+        self.phase = "Running"
+        self._report()
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        while not self.stop_requested.is_set():
+            changed = False
+            now = time.monotonic()
+            for c in self.containers:
+                if c.proc is not None and c.proc.poll() is not None:
+                    code = self._reap(c)
+                    changed = True
+                    if policy == "Always" or (policy == "OnFailure" and code != 0):
+                        self._back_off(c)
+                    else:
+                        c.done = True
+                elif c.proc is None and c.restart_at is not None and now >= c.restart_at:
+                    c.restart_at = None
+                    c.restarts += 1
+                    self._start(c)
+                    changed = True
+                if c.proc is not None and c.proc.poll() is None:
+                    changed |= self._probe(c, now)
+            if all(c.done for c in self.containers):
+                failed = any(c.state.get("terminated", {}).get("exitCode", 0) != 0 for c in self.containers)
+                self.phase = "Failed" if failed else "Succeeded"
+                self._report()
+                return
+            if changed:
+                self._report()
+            self.stop_requested.wait(0.1)
+
+    # -- containers ----------------------------------------------------------------------
+    def _command(self, c: Container) -> list[str] | None:
+        spec = c.spec
+        image = self.agent.image_config(spec.get("image", ""))
+        command = spec.get("command")
+        args = spec.get("args")
+        if command:
+            argv = list(command) + list(args or [])
+        elif image is not None and image.get("entrypoint"):
+            argv = list(image["entrypoint"]) + list(args if args is not None else image.get("cmd", []))
+        else:
+            return None
+        env = self._env(c, image or {})
+        return [expand(a, env) for a in argv]
+
+    def _env(self, c: Container, image: dict[str, Any]) -> dict[str, str]:
+        assert self.volumes is not None
+        layout = self.agent.layout
+        venv_bin = str(self.agent.venv / "bin")
+        sc = self._security(c)
+        env = {
+            "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOSTNAME": self.name[:63],
+            "HOME": "/root" if sc.get("runAsUser") in (None, 0) else "/tmp",
+            "LANG": "C.UTF-8",
+            "VIRTUAL_ENV": str(self.agent.venv),
+            "KUBERNETES_SERVICE_HOST": str(layout.gateway),
+            "KUBERNETES_SERVICE_PORT": str(layout.apiserver_port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(layout.apiserver_port),
+            "KUBERNETES_PORT": f"tcp://{layout.gateway}:{layout.apiserver_port}",
+        }
+        for passthrough in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TZ"):
+            if passthrough in os.environ:
+                env[passthrough] = os.environ[passthrough]
+        env.update({k: str(v) for k, v in (image.get("env") or {}).items()})
+        limits = (c.spec.get("resources") or {}).get("limits") or {}
+        for res, ids in self.devices.items():
+            if res in limits:
+                env[DEVICE_ENV[res]] = ",".join(str(i) for i in ids)
+        env.update(self.volumes.resolve_env(c.spec))
+        return env
+
+    def _security(self, c: Container) -> dict[str, Any]:
+        pod_sc = self.pod["spec"].get("securityContext") or {}
+        sc = {k: pod_sc[k] for k in ("runAsUser", "runAsGroup") if k in pod_sc}
+        sc.update({k: v for k, v in (c.spec.get("securityContext") or {}).items()
+                   if k in ("runAsUser", "runAsGroup")})
+        groups = list(pod_sc.get("supplementalGroups") or [])
+        if "fsGroup" in pod_sc:
+            groups.append(pod_sc["fsGroup"])
+        sc["supplementalGroups"] = groups
+        return sc
+
+    def log_path(self, container: str, restart: int) -> Path:
+        return self.dir / "logs" / container / f"{restart}.log"
+
+    def _start(self, c: Container) -> None:
+        assert self.volumes is not None
+        try:
+            argv = self._command(c)
+        except VolumeNotReady as err:
+            c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
+            c.proc, c.restart_at = None, time.monotonic() + 2
+            return
+        if argv is None:
+            c.state = {"waiting": {"reason": "ErrImagePull",
+                                   "message": f'image "{c.spec.get("image")}" has no local mapping '
+                                              "(hack/localcluster/images.yaml) and the container "
+                                              "names no command"}}
+            c.proc, c.restart_at = None, time.monotonic() + 5
+            return
+        env = self._env(c, self.agent.image_config(c.spec.get("image", "")) or {})
+        cdir = self.dir / "containers" / c.name
+        cdir.mkdir(parents=True, exist_ok=True)
+        term = cdir / "termination-log"
+        term.write_bytes(b"")
+        term.chmod(0o666)
+        error_file = cdir / "error.json"
+        error_file.unlink(missing_ok=True)
+        mounts = []
+        for m in c.spec.get("volumeMounts") or []:
+            source = self.volumes.mount_source(m)
+            mounts.append({"source": str(source), "target": m["mountPath"],
+                           "readOnly": bool(m.get("readOnly")), "isFile": source.is_file()})
+        term_path = c.spec.get("terminationMessagePath", "/dev/termination-log")
+        mounts.append({"source": str(term), "target": term_path, "isFile": True})
+        sc = self._security(c)
+        shim_spec = {
+            "netns": self.netns,
+            "hostname": self.name[:63],
+            "mounts": mounts,
+            "workingDir": c.spec.get("workingDir") or "/",
+            "argv": argv,
+            "env": env,
+            "errorFile": str(error_file),
+            **{k: v for k, v in sc.items() if v not in (None, [])},
+        }
+        spec_file = cdir / "spec.json"
+        spec_file.write_text(json.dumps(shim_spec))
+        log_file = self.log_path(c.name, c.restarts)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.agent.record_mountpoints(m["target"] for m in mounts)
+        with open(log_file, "ab") as out:
+            c.proc = subprocess.Popen(
+                [sys.executable, "-S", "-m", "localcluster.shim", str(spec_file)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd="/", env={"PYTHONPATH": HACK_DIR},
+            )
+        c.started_at = now_rfc3339()
+        c.state = {"running": {"startedAt": c.started_at}}
+        c.ready = False
+        started = time.monotonic()
+        probes = c.spec
+        c.startup = Probe(probes["startupProbe"], started) if probes.get("startupProbe") else None
+        c.readiness = Probe(probes["readinessProbe"], started) if probes.get("readinessProbe") else None
+        c.liveness = Probe(probes["livenessProbe"], started) if probes.get("livenessProbe") else None
+        if c.readiness is None and c.startup is None:
+            c.ready = True
+
+    def _reap(self, c: Container) -> int:
+        assert c.proc is not None
+        code = c.proc.wait()
+        # Killed by a signal: report as a runtime does, 128 + signal.
+        code = 128 - code if code < 0 else code
+        cdir = self.dir / "containers" / c.name
+        reason = "Completed" if code == 0 else "Error"
+        message = ""
+        error_file = cdir / "error.json"
+        if error_file.exists():
+            with contextlib.suppress(ValueError, OSError):
+                err = json.loads(error_file.read_text())
+                reason, message, code = err["reason"], err["message"], int(err["exitCode"])
+        if c.spec.get("__oom"):
+            reason = "OOMKilled"
+        if not message:
+            message = (cdir / "termination-log").read_bytes()[:TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
+        if (not message and code != 0
+                and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"):
+            text = self.log_path(c.name, c.restarts).read_bytes()[-2048:].decode(errors="replace")
+            message = "\n".join(text.splitlines()[-80:])
+        terminated: dict[str, Any] = {"exitCode": code, "reason": reason,
+                                      "startedAt": c.started_at, "finishedAt": now_rfc3339(),
+                                      "containerID": f"kubearts://{self.uid}/{c.name}/{c.restarts}"}
+        if message:
+            terminated["message"] = message
+        c.state = {"terminated": terminated}
+        c.ready = False
+        c.proc = None
+        return code
+
+    def _back_off(self, c: Container) -> None:
+        c.last_state = c.state
+        c.restart_at = time.monotonic() + c.backoff
+        c.state = {"waiting": {"reason": "CrashLoopBackOff",
+                               "message": f"back-off {int(c.backoff)}s restarting failed "
+                                          f"container={c.name} pod={self.name}_{self.ns}({self.uid})"}}
+        c.backoff = min(c.backoff * 2, BACKOFF_MAX)
+
+    # -- probes --------------------------------------------------------------------------
+    def _probe(self, c: Container, now: float) -> bool:
+        changed = False
+        if c.startup is not None and not c.startup.ok:
+            if now >= c.startup.next_due:
+                self._run_probe(c, c.startup, now)
+                if c.startup.ok:
+                    changed = True
+                    if c.readiness is None:
+                        c.ready = True
+                elif c.startup.failures >= c.startup.spec.get("failureThreshold", 3):
+                    self._kill_for_restart(c, "startup probe failed")
+                    return True
+            return changed
+        if c.liveness is not None and now >= c.liveness.next_due:
+            self._run_probe(c, c.liveness, now)
+            if c.liveness.failures >= c.liveness.spec.get("failureThreshold", 3):
+                self._kill_for_restart(c, "liveness probe failed")
+                return True
+        if c.readiness is not None and now >= c.readiness.next_due:
+            before = c.ready
+            self._run_probe(c, c.readiness, now)
+            c.ready = c.readiness.ok
+            changed |= before != c.ready
+        return changed
+
+    def _run_probe(self, c: Container, probe: Probe, now: float) -> None:
+        spec = probe.spec
+        probe.next_due = now + spec.get("periodSeconds", 10)
+        timeout = spec.get("timeoutSeconds", 1)
+        try:
+            success = self._check(c, spec, timeout)
+        except Exception:  # a probe that cannot run counts as a failure
+            log.debug("probe error", exc_info=True)
+            success = False
+        if success:
+            probe.successes += 1
+            probe.failures = 0
+            if probe.successes >= spec.get("successThreshold", 1):
+                probe.ok = True
+        else:
+            probe.failures += 1
+            probe.successes = 0
+            if probe.failures >= spec.get("failureThreshold", 3):
+                probe.ok = False
+
+    def _port(self, c: Container, port: int | str) -> int:
+        if isinstance(port, int):
+            return port
+        for p in c.spec.get("ports") or []:
+            if p.get("name") == port:
+                return int(p["containerPort"])
+        return int(port)
+
+    def _check(self, c: Container, spec: dict[str, Any], timeout: float) -> bool:
+        if "httpGet" in spec:
+            h = spec["httpGet"]
+            host = h.get("host") or self.pod_ip
+            scheme = h.get("scheme", "HTTP").lower()
+            url = f"{scheme}://{host}:{self._port(c, h['port'])}{h.get('path', '/')}"
+            req = urllib.request.Request(url, headers={x["name"]: x["value"] for x in h.get("httpHeaders") or []})
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                    return 200 <= resp.status < 400
+            except urllib.error.HTTPError as err:
+                return 200 <= err.code < 400
+            except (OSError, urllib.error.URLError):
+                return False
+        if "tcpSocket" in spec:
+            t = spec["tcpSocket"]
+            try:
+                with socket.create_connection((t.get("host") or self.pod_ip, self._port(c, t["port"])), timeout):
+                    return True
+            except OSError:
+                return False
+        if "exec" in spec:
+            assert c.proc is not None
+            cdir = self.dir / "containers" / c.name
+            probe_spec = cdir / "probe.json"
+            env = self._env(c, self.agent.image_config(c.spec.get("image", "")) or {})
+            probe_spec.write_text(json.dumps({"joinPid": c.proc.pid, "argv": spec["exec"]["command"],
+                                              "env": env, "workingDir": c.spec.get("workingDir") or "/",
+                                              **{k: v for k, v in self._security(c).items() if v not in (None, [])}}))
+            try:
+                result = subprocess.run([sys.executable, "-S", "-m", "localcluster.shim", str(probe_spec)],
+                                        capture_output=True, timeout=timeout, env={"PYTHONPATH": HACK_DIR})
+            except subprocess.TimeoutExpired:
+                return False
+            return result.returncode == 0
+        return True
+
+    def _kill_for_restart(self, c: Container, why: str) -> None:
+        log.info("pod %s/%s container %s: %s, restarting", self.ns, self.name, c.name, why)
+        if c.proc is not None:
+            self._signal(c, signal.SIGTERM)
+            grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                c.proc.wait(timeout=grace)
+            self._signal(c, signal.SIGKILL)
+
+    # -- termination ---------------------------------------------------------------------
+    def _signal(self, c: Container, sig: int) -> None:
+        if c.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.proc.pid, sig)
+
+    def _terminate_all(self) -> None:
+        running = [c for c in self.init_containers + self.containers if c.proc is not None and c.proc.poll() is None]
+        for c in running:
+            self._signal(c, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        while any(c.proc is not None and c.proc.poll() is None for c in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for c in running:
+            self._signal(c, signal.SIGKILL)
+        for c in running:
+            if c.proc is not None:
+                self._reap(c)
+                c.done = True
+        for c in self.init_containers + self.containers:
+            if c.proc is None and "waiting" in c.state and self.stop_requested.is_set():
+                c.restart_at = None
+
+    def _teardown(self) -> None:
+        if self.netns is not None:
+            network.delete_pod_network(self.agent.layout, self.uid)
+            self.netns = None
+        if self.address is not None:
+            self.agent.addresses.release(self.address)
+            self.address = None
+        self.agent.release_devices(self.node, self.uid)
+
+    def _delete_from_api(self) -> None:
+        from kubernetes import client
+        with contextlib.suppress(ApiException):
+            self.agent.core.delete_namespaced_pod(
+                self.name, self.ns, grace_period_seconds=0,
+                body=client.V1DeleteOptions(grace_period_seconds=0,
+                                            preconditions=client.V1Preconditions(uid=self.uid)),
+            )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- status --------------------------------------------------------------------------
+    def _set_waiting_all(self, reason: str, message: str) -> None:
+        for c in self.init_containers + self.containers:
+            c.state = {"waiting": {"reason": reason, "message": message}}
+
+    def _container_status(self, c: Container) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "name": c.name,
+            "image": c.spec.get("image", ""),
+            "imageID": f"kubearts-local://{c.spec.get('image', '')}",
+            "ready": c.ready and "running" in c.state,
+            "restartCount": c.restarts,
+            "started": "running" in c.state,
+            "state": c.state,
+            "lastState": c.last_state,
+        }
+        running = c.state.get("running") or c.state.get("terminated")
+        if running:
+            status["containerID"] = f"kubearts://{self.uid}/{c.name}/{c.restarts}"
+        return status
+
+    def status(self) -> dict[str, Any]:
+        now = now_rfc3339()
+        inits_done = all(c.done and c.state.get("terminated", {}).get("exitCode") == 0
+                         for c in self.init_containers)
+        ready = self.phase == "Running" and all(c.ready and "running" in c.state for c in self.containers)
+
+        def cond(kind: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
+            out: dict[str, Any] = {"type": kind, "status": "True" if ok else "False",
+                                   "lastProbeTime": None, "lastTransitionTime": now}
+            if not ok and reason:
+                out["reason"] = reason
+            return out
+
+        status: dict[str, Any] = {
+            "phase": self.phase,
+            "hostIP": str(self.agent.layout.gateway),
+            "startTime": self.start_time,
+            "conditions": [
+                cond("Initialized", inits_done, "ContainersNotInitialized"),
+                cond("ContainersReady", ready, "ContainersNotReady"),
+                cond("Ready", ready, "ContainersNotReady"),
+            ],
+            "containerStatuses": [self._container_status(c) for c in self.containers],
+        }
+        if self.init_containers:
+            status["initContainerStatuses"] = [self._container_status(c) for c in self.init_containers]
+        if getattr(self, "pod_ip", None):
+            status["podIP"] = self.pod_ip
+            status["podIPs"] = [{"ip": self.pod_ip}]
+        if self.message:
+            status["reason"], status["message"] = self.message
+        return status
+
+    def _report(self) -> None:
+        status = self.status()
+        comparable = json.dumps({**status, "conditions": [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status["conditions"]]},
+            sort_keys=True)
+        if comparable == self.last_status or self.gone.is_set():
+            return
+        try:
+            self.agent.core.patch_namespaced_pod_status(self.name, self.ns, {"status": status})
+            self.last_status = comparable  # type: ignore[assignment]
+        except ApiException as err:
+            if err.status == 404:
+                self.gone.set()
+                self.stop_requested.set()
+            else:
+                log.warning("status update of %s/%s failed: %s", self.ns, self.name, err.reason)
