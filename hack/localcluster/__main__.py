@@ -14,8 +14,12 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".localcluster"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localcluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "env"])
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
-                        help="directory holding the cluster's state (default: .localcluster)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=DEFAULT_ROOT,
+        help="directory holding the cluster's state (default: .localcluster)",
+    )
     args = parser.parse_args(argv)
     if args.command == "up":
         layout = cluster.up(args.root)

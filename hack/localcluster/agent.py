@@ -31,7 +31,8 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from . import controlplane, layout as layout_mod, network
+from . import controlplane, network
+from . import layout as layout_mod
 from .layout import NODE_NAMES, Layout
 from .nodes import DEVICE_ENV, NODES, node_manifest
 from .runtime import PodRuntime, now_rfc3339
@@ -60,7 +61,8 @@ class Agent:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.images: dict[str, Any] = yaml.safe_load(
-            (Path(__file__).with_name("images.yaml")).read_text())["images"]
+            (Path(__file__).with_name("images.yaml")).read_text()
+        )["images"]
         self.free_devices: dict[tuple[str, str], list[int]] = {}
         for node, spec in NODES.items():
             for res in DEVICE_ENV:
@@ -75,7 +77,11 @@ class Agent:
         last = repo.rsplit("/", 1)[-1]
         if ":" in last:
             repo = repo.rsplit(":", 1)[0]
-        for candidate in (repo, repo.removeprefix("docker.io/library/"), repo.removeprefix("library/")):
+        for candidate in (
+            repo,
+            repo.removeprefix("docker.io/library/"),
+            repo.removeprefix("library/"),
+        ):
             if candidate in self.images:
                 return dict(self.images[candidate] or {})
         return None
@@ -128,42 +134,71 @@ class Agent:
         now = now_rfc3339()
         capacity = NODES[name]["capacity"]
         conditions = [
-            {"type": kind, "status": "False", "reason": reason, "message": message,
-             "lastHeartbeatTime": now}
+            {
+                "type": kind,
+                "status": "False",
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": now,
+            }
             for kind, reason, message in (
-                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                (
+                    "MemoryPressure",
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                ),
                 ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             )
         ]
-        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
-                           "message": "kubelet is posting ready status", "lastHeartbeatTime": now})
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": now,
+            }
+        )
         uname = platform.uname()
         status = {
             "capacity": capacity,
             "allocatable": capacity,
             "conditions": conditions,
-            "addresses": [{"type": "InternalIP", "address": str(self.layout.gateway)},
-                          {"type": "Hostname", "address": name}],
+            "addresses": [
+                {"type": "InternalIP", "address": str(self.layout.gateway)},
+                {"type": "Hostname", "address": name},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.layout.kubelet_port(name)}},
             "nodeInfo": {
-                "machineID": f"kubearts-{name}", "systemUUID": f"kubearts-{name}",
+                "machineID": f"kubearts-{name}",
+                "systemUUID": f"kubearts-{name}",
                 "bootID": f"kubearts-{self.layout.slot}-{name}",
-                "kernelVersion": uname.release, "osImage": "KubeArts local node",
+                "kernelVersion": uname.release,
+                "osImage": "KubeArts local node",
                 "containerRuntimeVersion": "kubearts-local://0.1.0",
                 "kubeletVersion": f"v{controlplane.K8S_VERSION}",
                 "kubeProxyVersion": f"v{controlplane.K8S_VERSION}",
-                "operatingSystem": "linux", "architecture": "amd64",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
             },
         }
         self.core.patch_node_status(name, {"status": status})
 
     def renew_lease(self, name: str) -> None:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = {"metadata": {"name": name, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now}}
+        body = {
+            "metadata": {"name": name, "namespace": "kube-node-lease"},
+            "spec": {
+                "holderIdentity": name,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": now,
+            },
+        }
         try:
-            self.coordination.patch_namespaced_lease(name, "kube-node-lease", {"spec": body["spec"]})
+            self.coordination.patch_namespaced_lease(
+                name, "kube-node-lease", {"spec": body["spec"]}
+            )
         except ApiException as err:
             if err.status != 404:
                 raise
@@ -204,9 +239,13 @@ class Agent:
             if pod["metadata"].get("deletionTimestamp"):
                 with contextlib.suppress(ApiException):
                     self.core.delete_namespaced_pod(
-                        pod["metadata"]["name"], pod["metadata"]["namespace"], grace_period_seconds=0,
-                        body=client.V1DeleteOptions(grace_period_seconds=0,
-                                                    preconditions=client.V1Preconditions(uid=uid)))
+                        pod["metadata"]["name"],
+                        pod["metadata"]["namespace"],
+                        grace_period_seconds=0,
+                        body=client.V1DeleteOptions(
+                            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=uid)
+                        ),
+                    )
             return
         runtime = PodRuntime(self, pod)
         runtime.update(pod)
@@ -223,9 +262,13 @@ class Agent:
                     self.handle("ADDED", pod)
                 version = data["metadata"]["resourceVersion"]
                 w = watch.Watch()
-                for event in w.stream(self.core.list_pod_for_all_namespaces,
-                                      resource_version=version, timeout_seconds=240,
-                                      allow_watch_bookmarks=True, _preload_content=False):
+                for event in w.stream(
+                    self.core.list_pod_for_all_namespaces,
+                    resource_version=version,
+                    timeout_seconds=240,
+                    allow_watch_bookmarks=True,
+                    _preload_content=False,
+                ):
                     if self.stopping.is_set():
                         w.stop()
                         break
@@ -246,18 +289,27 @@ class Agent:
         storage = client.StorageV1Api(self.api_client)
         while not self.stopping.wait(0.5):
             try:
-                classes = {sc.metadata.name: sc for sc in storage.list_storage_class().items
-                           if sc.provisioner == PROVISIONER}
+                classes = {
+                    sc.metadata.name: sc
+                    for sc in storage.list_storage_class().items
+                    if sc.provisioner == PROVISIONER
+                }
                 for pvc in self.core.list_persistent_volume_claim_for_all_namespaces().items:
                     ann = pvc.metadata.annotations or {}
                     wanted = ann.get("volume.beta.kubernetes.io/storage-provisioner")
-                    if pvc.status.phase == "Pending" and not pvc.spec.volume_name and wanted == PROVISIONER:
+                    if (
+                        pvc.status.phase == "Pending"
+                        and not pvc.spec.volume_name
+                        and wanted == PROVISIONER
+                    ):
                         self.provision(pvc, classes.get(pvc.spec.storage_class_name or ""))
                 for pv in self.core.list_persistent_volume().items:
                     ann = pv.metadata.annotations or {}
-                    if (ann.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
-                            and pv.status.phase == "Released"
-                            and pv.spec.persistent_volume_reclaim_policy == "Delete"):
+                    if (
+                        ann.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
+                        and pv.status.phase == "Released"
+                        and pv.spec.persistent_volume_reclaim_policy == "Delete"
+                    ):
                         if pv.spec.host_path:
                             shutil.rmtree(pv.spec.host_path.path, ignore_errors=True)
                         with contextlib.suppress(ApiException):
@@ -275,8 +327,10 @@ class Agent:
         pv = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
-            "metadata": {"name": f"pvc-{uid}",
-                         "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+            "metadata": {
+                "name": f"pvc-{uid}",
+                "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER},
+            },
             "spec": {
                 "capacity": {"storage": pvc.spec.resources.requests["storage"]},
                 "accessModes": pvc.spec.access_modes,
@@ -284,8 +338,13 @@ class Agent:
                 "storageClassName": pvc.spec.storage_class_name,
                 "volumeMode": pvc.spec.volume_mode or "Filesystem",
                 "hostPath": {"path": str(path), "type": "Directory"},
-                "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                             "namespace": ns, "name": name, "uid": uid},
+                "claimRef": {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "namespace": ns,
+                    "name": name,
+                    "uid": uid,
+                },
             },
         }
         try:
@@ -303,10 +362,15 @@ class Agent:
                     return runtime
         return None
 
-    def log_file(self, ns: str, name: str, container: str, previous: bool) -> tuple[Path | None, PodRuntime | None]:
+    def log_file(
+        self, ns: str, name: str, container: str, previous: bool
+    ) -> tuple[Path | None, PodRuntime | None]:
         runtime = self.find_pod(ns, name)
         if runtime is not None:
-            c = next((c for c in runtime.init_containers + runtime.containers if c.name == container), None)
+            c = next(
+                (c for c in runtime.init_containers + runtime.containers if c.name == container),
+                None,
+            )
             if c is None:
                 return None, runtime
             restart = c.restarts - 1 if previous else c.restarts
@@ -329,7 +393,7 @@ class Agent:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 url = urllib.parse.urlparse(self.path)
                 query = urllib.parse.parse_qs(url.query)
                 parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
@@ -343,9 +407,11 @@ class Agent:
                 previous = query.get("previous", ["false"])[0] == "true"
                 path, runtime = agent.log_file(ns, name, container, previous)
                 if path is None or not path.exists():
-                    self._reply(400 if previous else 404,
-                                f'previous terminated container "{container}" in pod "{name}" not found'.encode()
-                                if previous else f'container "{container}" in pod "{name}" has no logs'.encode())
+                    what = "previous terminated container" if previous else "container"
+                    self._reply(
+                        400 if previous else 404,
+                        f'{what} "{container}" in pod "{name}" has no logs'.encode(),
+                    )
                     return
                 data = path.read_bytes()
                 if "tailLines" in query:
@@ -380,8 +446,14 @@ class Agent:
                             chunk(more)
                         c = None
                         if runtime is not None:
-                            c = next((c for c in runtime.init_containers + runtime.containers
-                                      if c.name == container), None)
+                            c = next(
+                                (
+                                    c
+                                    for c in runtime.init_containers + runtime.containers
+                                    if c.name == container
+                                ),
+                                None,
+                            )
                         if c is None or c.proc is None or agent.stopping.is_set():
                             break
                         time.sleep(0.2)
@@ -389,14 +461,20 @@ class Agent:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        server = http.server.ThreadingHTTPServer((str(self.layout.gateway), self.layout.kubelet_port(node)), Handler)
+        server = http.server.ThreadingHTTPServer(
+            (str(self.layout.gateway), self.layout.kubelet_port(node)), Handler
+        )
         server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(self.layout.pki / "node-agent.crt"), str(self.layout.pki / "node-agent.key"))
+        ctx.load_cert_chain(
+            str(self.layout.pki / "node-agent.crt"), str(self.layout.pki / "node-agent.key")
+        )
         ctx.load_verify_locations(str(self.layout.pki / "ca.crt"))
         ctx.verify_mode = ssl.CERT_REQUIRED
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, name=f"kubelet-api-{node}", daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, name=f"kubelet-api-{node}", daemon=True
+        ).start()
         return server
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -432,7 +510,9 @@ class Agent:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     root = Path(sys.argv[1])
     layout = layout_mod.load(root)
     if layout is None:

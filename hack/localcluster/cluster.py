@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import controlplane, layout as layout_mod, network
+from . import controlplane, network
+from . import layout as layout_mod
 from .layout import NODE_NAMES, Layout
 
 HACK_DIR = Path(__file__).resolve().parents[1]
@@ -33,7 +34,9 @@ STORAGE_CLASS = {
 
 def running(layout: Layout) -> bool:
     names = (*controlplane.COMPONENTS, AGENT)
-    return all(controlplane.read_pid(layout, n) for n in names) and controlplane.apiserver_ready(layout)
+    return all(controlplane.read_pid(layout, n) for n in names) and controlplane.apiserver_ready(
+        layout
+    )
 
 
 def nodes_ready(layout: Layout) -> bool:
@@ -43,7 +46,10 @@ def nodes_ready(layout: Layout) -> bool:
     ready = {
         n["metadata"]["name"]
         for n in json.loads(out.stdout)["items"]
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in n["status"].get("conditions", [])
+        )
         and not any(t["key"] == "node.kubernetes.io/not-ready" for t in n["spec"].get("taints", []))
     }
     return ready >= set(NODE_NAMES)
@@ -58,23 +64,40 @@ def up(root: Path) -> Layout:
     controlplane.start(layout)
     controlplane.kubectl(layout, "apply", "-f", "-", input=json.dumps(STORAGE_CLASS))
     controlplane.start_daemon(
-        layout, AGENT, [sys.executable, "-m", "localcluster.agent", str(layout.root)],
+        layout,
+        AGENT,
+        [sys.executable, "-m", "localcluster.agent", str(layout.root)],
         env={"PYTHONPATH": str(HACK_DIR)},
     )
-    controlplane.wait_until(lambda: nodes_ready(layout), "four Ready nodes", 120,
-                            layout.logs / f"{AGENT}.log",
-                            alive=lambda: controlplane.read_pid(layout, AGENT) is not None)
     controlplane.wait_until(
-        lambda: controlplane.kubectl(layout, "get", "serviceaccount", "default", check=False).returncode == 0,
-        "the default service account", 60, layout.logs / "kube-controller-manager.log")
-    print(f"cluster up in {time.monotonic() - start:.1f}s: KUBECONFIG={layout.kubeconfig}", file=sys.stderr)
+        lambda: nodes_ready(layout),
+        "four Ready nodes",
+        120,
+        layout.logs / f"{AGENT}.log",
+        alive=lambda: controlplane.read_pid(layout, AGENT) is not None,
+    )
+    controlplane.wait_until(
+        lambda: (
+            controlplane.kubectl(layout, "get", "serviceaccount", "default", check=False).returncode
+            == 0
+        ),
+        "the default service account",
+        60,
+        layout.logs / "kube-controller-manager.log",
+    )
+    print(
+        f"cluster up in {time.monotonic() - start:.1f}s: KUBECONFIG={layout.kubeconfig}",
+        file=sys.stderr,
+    )
     return layout
 
 
 def _kill_namespace_processes(layout: Layout) -> None:
     """Processes a container left behind in its network namespace (a daemonised child)."""
     for ns in network.list_namespaces(layout):
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        pids = subprocess.run(
+            ["ip", "netns", "pids", ns], capture_output=True, text=True
+        ).stdout.split()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
@@ -94,8 +117,18 @@ def _remove_mountpoints(layout: Layout) -> None:
                 p.unlink()
 
 
-STATE = ("etcd", "pods", "volumes", "pki", "run", "kubeconfig", "layout.json",
-         "controller-manager.kubeconfig", "scheduler.kubeconfig", "node-agent.kubeconfig")
+STATE = (
+    "etcd",
+    "pods",
+    "volumes",
+    "pki",
+    "run",
+    "kubeconfig",
+    "layout.json",
+    "controller-manager.kubeconfig",
+    "scheduler.kubeconfig",
+    "node-agent.kubeconfig",
+)
 
 
 def down(root: Path) -> None:

@@ -31,10 +31,16 @@ K8S_VERSION = "1.20.2"
 
 def kubernetes_bin() -> Path:
     """The directory with kube-apiserver & co: KUBEARTS_K8S_BIN, else the cached build."""
-    out = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-kubernetes.sh")],
-        check=True, stdout=subprocess.PIPE, text=True,
-    ).stdout.strip().splitlines()[-1]
+    out = (
+        subprocess.run(
+            ["bash", str(REPO / "hack" / "build-kubernetes.sh")],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return Path(out)
 
 
@@ -46,6 +52,7 @@ def etcd_binary() -> str:
 
 
 # -- processes ---------------------------------------------------------------------------
+
 
 def pid_alive(pid: int) -> bool:
     try:
@@ -71,7 +78,9 @@ def read_pid(layout: Layout, name: str) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def start_daemon(layout: Layout, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+def start_daemon(
+    layout: Layout, name: str, argv: Sequence[str], env: dict[str, str] | None = None
+) -> int:
     """Start ``argv`` detached (new session), logging to ``logs/<name>.log``."""
     existing = read_pid(layout, name)
     if existing:
@@ -80,8 +89,13 @@ def start_daemon(layout: Layout, name: str, argv: Sequence[str], env: dict[str, 
     layout.logs.mkdir(parents=True, exist_ok=True)
     with open(layout.logs / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, **(env or {})}, cwd=layout.root,
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=layout.root,
         )
     (layout.run / f"{name}.pid").write_text(f"{proc.pid}\n")
     return proc.pid
@@ -105,6 +119,7 @@ def stop_daemon(layout: Layout, name: str, timeout: float = 15.0) -> None:
 
 # -- kubeconfigs ---------------------------------------------------------------------------
 
+
 def write_kubeconfig(layout: Layout, path: Path, user: str, server: str | None = None) -> None:
     ca = (layout.pki / "ca.crt").read_bytes()
     crt = (layout.pki / f"{user}.crt").read_bytes()
@@ -112,21 +127,27 @@ def write_kubeconfig(layout: Layout, path: Path, user: str, server: str | None =
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{
-            "name": "kubearts-local",
-            "cluster": {
-                "server": server or layout.apiserver_url,
-                "certificate-authority-data": base64.b64encode(ca).decode(),
-            },
-        }],
-        "users": [{
-            "name": user,
-            "user": {
-                "client-certificate-data": base64.b64encode(crt).decode(),
-                "client-key-data": base64.b64encode(key).decode(),
-            },
-        }],
-        "contexts": [{"name": "kubearts-local", "context": {"cluster": "kubearts-local", "user": user}}],
+        "clusters": [
+            {
+                "name": "kubearts-local",
+                "cluster": {
+                    "server": server or layout.apiserver_url,
+                    "certificate-authority-data": base64.b64encode(ca).decode(),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": base64.b64encode(crt).decode(),
+                    "client-key-data": base64.b64encode(key).decode(),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "kubearts-local", "context": {"cluster": "kubearts-local", "user": user}}
+        ],
         "current-context": "kubearts-local",
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -139,116 +160,213 @@ def ensure_pki(layout: Layout) -> None:
     gw = str(layout.gateway)
     first_service_ip = str(layout.service_subnet.network_address + 1)
     pki.ensure_cert(
-        p, "apiserver", common_name="kube-apiserver", server=True,
-        dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local"),
+        p,
+        "apiserver",
+        common_name="kube-apiserver",
+        server=True,
+        dns=(
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ),
         ips=("127.0.0.1", gw, first_service_ip),
     )
-    pki.ensure_cert(p, "admin", common_name="kubearts-admin", organization="system:masters", client=True)
-    pki.ensure_cert(p, "controller-manager", common_name="system:kube-controller-manager", client=True)
+    pki.ensure_cert(
+        p, "admin", common_name="kubearts-admin", organization="system:masters", client=True
+    )
+    pki.ensure_cert(
+        p, "controller-manager", common_name="system:kube-controller-manager", client=True
+    )
     pki.ensure_cert(p, "scheduler", common_name="system:kube-scheduler", client=True)
-    pki.ensure_cert(p, "apiserver-kubelet-client", common_name="kube-apiserver-kubelet-client",
-                    organization="system:masters", client=True)
+    pki.ensure_cert(
+        p,
+        "apiserver-kubelet-client",
+        common_name="kube-apiserver-kubelet-client",
+        organization="system:masters",
+        client=True,
+    )
     # The node agent serves every node's kubelet endpoint on the bridge address.
-    pki.ensure_cert(p, "node-agent", common_name="kubearts-node-agent",
-                    organization="system:masters", client=True, server=True,
-                    dns=("localhost",), ips=("127.0.0.1", gw))
+    pki.ensure_cert(
+        p,
+        "node-agent",
+        common_name="kubearts-node-agent",
+        organization="system:masters",
+        client=True,
+        server=True,
+        dns=("localhost",),
+        ips=("127.0.0.1", gw),
+    )
     pki.ensure_service_account_key(p)
 
 
 # -- components ---------------------------------------------------------------------------
 
+
 def start_etcd(layout: Layout) -> None:
     layout.etcd_data.mkdir(parents=True, exist_ok=True, mode=0o700)
     client = f"http://127.0.0.1:{layout.etcd_client_port}"
-    start_daemon(layout, "etcd", [
-        etcd_binary(),
-        "--name", "kubearts",
-        "--data-dir", str(layout.etcd_data),
-        "--listen-client-urls", client,
-        "--advertise-client-urls", client,
-        "--listen-peer-urls", f"http://127.0.0.1:{layout.etcd_peer_port}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{layout.etcd_peer_port}",
-        "--initial-cluster", f"kubearts=http://127.0.0.1:{layout.etcd_peer_port}",
-        "--quota-backend-bytes", str(2 * 1024**3),
-        "--unsafe-no-fsync",  # test data; saves seconds of fsync per cluster start
-    ], env={"ETCD_UNSUPPORTED_ARCH": ""})
+    start_daemon(
+        layout,
+        "etcd",
+        [
+            etcd_binary(),
+            "--name",
+            "kubearts",
+            "--data-dir",
+            str(layout.etcd_data),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{layout.etcd_peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{layout.etcd_peer_port}",
+            "--initial-cluster",
+            f"kubearts=http://127.0.0.1:{layout.etcd_peer_port}",
+            "--quota-backend-bytes",
+            str(2 * 1024**3),
+            "--unsafe-no-fsync",  # test data; saves seconds of fsync per cluster start
+        ],
+        env={"ETCD_UNSUPPORTED_ARCH": ""},
+    )
 
 
 def start_apiserver(layout: Layout, bin_dir: Path) -> None:
     p = layout.pki
-    start_daemon(layout, "kube-apiserver", [
-        str(bin_dir / "kube-apiserver"),
-        "--etcd-servers", f"http://127.0.0.1:{layout.etcd_client_port}",
-        "--bind-address", "0.0.0.0",
-        "--advertise-address", str(layout.gateway),
-        "--secure-port", str(layout.apiserver_port),
-        "--insecure-port", "0",
-        "--tls-cert-file", str(p / "apiserver.crt"),
-        "--tls-private-key-file", str(p / "apiserver.key"),
-        "--client-ca-file", str(p / "ca.crt"),
-        "--kubelet-client-certificate", str(p / "apiserver-kubelet-client.crt"),
-        "--kubelet-client-key", str(p / "apiserver-kubelet-client.key"),
-        "--kubelet-certificate-authority", str(p / "ca.crt"),
-        "--kubelet-preferred-address-types", "InternalIP",
-        "--service-account-key-file", str(p / "sa.pub"),
-        "--service-account-signing-key-file", str(p / "sa.key"),
-        "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-        "--api-audiences", "https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range", str(layout.service_subnet),
-        "--authorization-mode", "Node,RBAC",
-        "--enable-admission-plugins", "NodeRestriction",
-        "--allow-privileged=true",
-        "--max-requests-inflight", "800",
-        "--max-mutating-requests-inflight", "400",
-        "--profiling=false",
-        "--v", "1",
-    ])
+    start_daemon(
+        layout,
+        "kube-apiserver",
+        [
+            str(bin_dir / "kube-apiserver"),
+            "--etcd-servers",
+            f"http://127.0.0.1:{layout.etcd_client_port}",
+            "--bind-address",
+            "0.0.0.0",
+            "--advertise-address",
+            str(layout.gateway),
+            "--secure-port",
+            str(layout.apiserver_port),
+            "--insecure-port",
+            "0",
+            "--tls-cert-file",
+            str(p / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(p / "apiserver.key"),
+            "--client-ca-file",
+            str(p / "ca.crt"),
+            "--kubelet-client-certificate",
+            str(p / "apiserver-kubelet-client.crt"),
+            "--kubelet-client-key",
+            str(p / "apiserver-kubelet-client.key"),
+            "--kubelet-certificate-authority",
+            str(p / "ca.crt"),
+            "--kubelet-preferred-address-types",
+            "InternalIP",
+            "--service-account-key-file",
+            str(p / "sa.pub"),
+            "--service-account-signing-key-file",
+            str(p / "sa.key"),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--api-audiences",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range",
+            str(layout.service_subnet),
+            "--authorization-mode",
+            "Node,RBAC",
+            "--enable-admission-plugins",
+            "NodeRestriction",
+            "--allow-privileged=true",
+            "--max-requests-inflight",
+            "800",
+            "--max-mutating-requests-inflight",
+            "400",
+            "--profiling=false",
+            "--v",
+            "1",
+        ],
+    )
 
 
 def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
     kc = layout.root / "controller-manager.kubeconfig"
     write_kubeconfig(layout, kc, "controller-manager")
-    start_daemon(layout, "kube-controller-manager", [
-        str(bin_dir / "kube-controller-manager"),
-        "--kubeconfig", str(kc),
-        "--authentication-kubeconfig", str(kc),
-        "--authorization-kubeconfig", str(kc),
-        "--bind-address", "127.0.0.1",
-        "--secure-port", str(layout.controller_manager_port),
-        "--port", "0",
-        "--leader-elect=false",
-        "--use-service-account-credentials",
-        "--service-account-private-key-file", str(layout.pki / "sa.key"),
-        "--root-ca-file", str(layout.pki / "ca.crt"),
-        "--cluster-signing-cert-file", str(layout.pki / "ca.crt"),
-        "--cluster-signing-key-file", str(layout.pki / "ca.key"),
-        "--service-cluster-ip-range", str(layout.service_subnet),
-        "--controllers", "*,bootstrapsigner,tokencleaner",
-        # At the 1.20 defaults (20/30) the Job controller turns Jobs into pods at ~6/s.
-        "--kube-api-qps", "300",
-        "--kube-api-burst", "600",
-        "--concurrent-gc-syncs", "40",
-        "--v", "1",
-    ])
+    start_daemon(
+        layout,
+        "kube-controller-manager",
+        [
+            str(bin_dir / "kube-controller-manager"),
+            "--kubeconfig",
+            str(kc),
+            "--authentication-kubeconfig",
+            str(kc),
+            "--authorization-kubeconfig",
+            str(kc),
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(layout.controller_manager_port),
+            "--port",
+            "0",
+            "--leader-elect=false",
+            "--use-service-account-credentials",
+            "--service-account-private-key-file",
+            str(layout.pki / "sa.key"),
+            "--root-ca-file",
+            str(layout.pki / "ca.crt"),
+            "--cluster-signing-cert-file",
+            str(layout.pki / "ca.crt"),
+            "--cluster-signing-key-file",
+            str(layout.pki / "ca.key"),
+            "--service-cluster-ip-range",
+            str(layout.service_subnet),
+            "--controllers",
+            "*,bootstrapsigner,tokencleaner",
+            # At the 1.20 defaults (20/30) the Job controller turns Jobs into pods at ~6/s.
+            "--kube-api-qps",
+            "300",
+            "--kube-api-burst",
+            "600",
+            "--concurrent-gc-syncs",
+            "40",
+            "--v",
+            "1",
+        ],
+    )
 
 
 def start_scheduler(layout: Layout, bin_dir: Path) -> None:
     kc = layout.root / "scheduler.kubeconfig"
     write_kubeconfig(layout, kc, "scheduler")
-    start_daemon(layout, "kube-scheduler", [
-        str(bin_dir / "kube-scheduler"),
-        "--kubeconfig", str(kc),
-        "--authentication-kubeconfig", str(kc),
-        "--authorization-kubeconfig", str(kc),
-        "--bind-address", "127.0.0.1",
-        "--secure-port", str(layout.scheduler_port),
-        "--port", "0",
-        "--leader-elect=false",
-        "--kube-api-qps", "300",
-        "--kube-api-burst", "600",
-        "--v", "1",
-    ])
+    start_daemon(
+        layout,
+        "kube-scheduler",
+        [
+            str(bin_dir / "kube-scheduler"),
+            "--kubeconfig",
+            str(kc),
+            "--authentication-kubeconfig",
+            str(kc),
+            "--authorization-kubeconfig",
+            str(kc),
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(layout.scheduler_port),
+            "--port",
+            "0",
+            "--leader-elect=false",
+            "--kube-api-qps",
+            "300",
+            "--kube-api-burst",
+            "600",
+            "--v",
+            "1",
+        ],
+    )
 
 
 def _https_get(layout: Layout, url: str, timeout: float = 2.0) -> tuple[int, str]:
@@ -261,8 +379,13 @@ def _https_get(layout: Layout, url: str, timeout: float = 2.0) -> tuple[int, str
         return err.code, err.read().decode(errors="replace")
 
 
-def wait_until(check, what: str, timeout: float, log: Path | None = None,  # type: ignore[no-untyped-def]
-               alive=None) -> None:
+def wait_until(
+    check,
+    what: str,
+    timeout: float,
+    log: Path | None = None,  # type: ignore[no-untyped-def]
+    alive=None,
+) -> None:
     """Poll ``check`` until true; fail early when ``alive()`` says the process died."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -293,9 +416,13 @@ def start(layout: Layout) -> None:
     write_kubeconfig(layout, layout.kubeconfig, "admin")
     start_etcd(layout)
     start_apiserver(layout, bin_dir)
-    wait_until(lambda: apiserver_ready(layout), "kube-apiserver /readyz", 90,
-               layout.logs / "kube-apiserver.log",
-               alive=lambda: read_pid(layout, "kube-apiserver") is not None)
+    wait_until(
+        lambda: apiserver_ready(layout),
+        "kube-apiserver /readyz",
+        90,
+        layout.logs / "kube-apiserver.log",
+        alive=lambda: read_pid(layout, "kube-apiserver") is not None,
+    )
     start_controller_manager(layout, bin_dir)
     start_scheduler(layout, bin_dir)
 
@@ -308,10 +435,15 @@ def stop(layout: Layout) -> None:
         stop_daemon(layout, name)
 
 
-def kubectl(layout: Layout, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    layout: Layout, *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(kubernetes_bin() / "kubectl"), "--kubeconfig", str(layout.kubeconfig), *args],
-        check=check, text=True, capture_output=True, input=input,
+        check=check,
+        text=True,
+        capture_output=True,
+        input=input,
     )
 
 

@@ -30,7 +30,10 @@ def ensure_bridge(layout: Layout) -> None:
 
 def remove_bridge(layout: Layout) -> None:
     for rule in (["-i", layout.bridge, "-j", "ACCEPT"], ["-o", layout.bridge, "-j", "ACCEPT"]):
-        while subprocess.run(["iptables", "-D", "FORWARD", *rule], capture_output=True).returncode == 0:
+        while (
+            subprocess.run(["iptables", "-D", "FORWARD", *rule], capture_output=True).returncode
+            == 0
+        ):
             pass
     _ip("link", "del", layout.bridge, check=False)
 
@@ -83,20 +86,30 @@ def create_pod_network(layout: Layout, pod_uid: str, address: ipaddress.IPv4Addr
     host_if, pod_if = f"kv{digest}", f"kp{digest}"
     delete_pod_network(layout, pod_uid)
     prefix = layout.pod_subnet.prefixlen
-    host = "\n".join([
-        f"netns add {ns}",
-        f"link add {host_if} type veth peer name {pod_if}",
-        f"link set {host_if} master {layout.bridge}",
-        f"link set {host_if} up",
-        f"link set {pod_if} netns {ns}",
-    ]) + "\n"
-    inside = "\n".join([
-        f"link set {pod_if} name eth0",
-        f"addr add {address}/{prefix} dev eth0",
-        "link set lo up",
-        "link set eth0 up",
-        f"route add default via {layout.gateway}",
-    ]) + "\n"
+    host = (
+        "\n".join(
+            [
+                f"netns add {ns}",
+                f"link add {host_if} type veth peer name {pod_if}",
+                f"link set {host_if} master {layout.bridge}",
+                f"link set {host_if} up",
+                f"link set {pod_if} netns {ns}",
+            ]
+        )
+        + "\n"
+    )
+    inside = (
+        "\n".join(
+            [
+                f"link set {pod_if} name eth0",
+                f"addr add {address}/{prefix} dev eth0",
+                "link set lo up",
+                "link set eth0 up",
+                f"route add default via {layout.gateway}",
+            ]
+        )
+        + "\n"
+    )
     for argv, batch in ((["ip", "-batch", "-"], host), (["ip", "-n", ns, "-batch", "-"], inside)):
         proc = subprocess.run(argv, input=batch, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -20,8 +20,13 @@ NODES: dict[str, dict[str, Any]] = {
             "nvidia.com/gpu.count": "2",
             "nvidia.com/gpu.memory": "40960",
         },
-        "capacity": {"cpu": "16", "memory": "128Gi", "pods": "110", "ephemeral-storage": "200Gi",
-                     "nvidia.com/gpu": "2"},
+        "capacity": {
+            "cpu": "16",
+            "memory": "128Gi",
+            "pods": "110",
+            "ephemeral-storage": "200Gi",
+            "nvidia.com/gpu": "2",
+        },
         "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
     },
     "ascend910-0": {
@@ -30,8 +35,13 @@ NODES: dict[str, dict[str, Any]] = {
             "kubearts.io/pool": "ascend910",
             "accelerator": "huawei-Ascend910",
         },
-        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "200Gi",
-                     "huawei.com/Ascend910": "8"},
+        "capacity": {
+            "cpu": "32",
+            "memory": "256Gi",
+            "pods": "110",
+            "ephemeral-storage": "200Gi",
+            "huawei.com/Ascend910": "8",
+        },
         "taints": [],
     },
     "ascend310-0": {
@@ -40,8 +50,13 @@ NODES: dict[str, dict[str, Any]] = {
             "kubearts.io/pool": "ascend310",
             "accelerator": "huawei-Ascend310",
         },
-        "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi",
-                     "huawei.com/Ascend310": "4"},
+        "capacity": {
+            "cpu": "16",
+            "memory": "64Gi",
+            "pods": "110",
+            "ephemeral-storage": "100Gi",
+            "huawei.com/Ascend310": "4",
+        },
         "taints": [],
     },
 }

@@ -26,7 +26,7 @@ from kubernetes.client.rest import ApiException
 
 from . import network
 from .nodes import DEVICE_ENV
-from .volumes import PodVolumes, VolumeNotReady, expand
+from .volumes import PodVolumes, VolumeNotReadyError, expand
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -61,7 +61,9 @@ class Container:
     restarts: int = 0
     proc: subprocess.Popen[bytes] | None = None
     started_at: str | None = None
-    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
+    )
     last_state: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
     restart_at: float | None = None
@@ -101,7 +103,9 @@ class PodRuntime:
         self.start_time = now_rfc3339()
         self.last_status: dict[str, Any] | None = None
         self.message: tuple[str, str] | None = None  # pod-level (reason, message)
-        self.thread = threading.Thread(target=self._run, name=f"pod-{self.ns}/{self.name}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"pod-{self.ns}/{self.name}", daemon=True
+        )
 
     # -- control from the agent ---------------------------------------------------------
     def start(self) -> None:
@@ -121,8 +125,9 @@ class PodRuntime:
             self.agent.forget(self.uid)
         elif not self.stop_requested.is_set():
             grace = meta.get("deletionGracePeriodSeconds")
-            self.grace = float(grace if grace is not None else
-                               pod["spec"].get("terminationGracePeriodSeconds", 30))
+            self.grace = float(
+                grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
+            )
             self.stop_requested.set()
 
     def deleted(self) -> None:
@@ -174,7 +179,7 @@ class PodRuntime:
             try:
                 self.volumes.setup()
                 break
-            except VolumeNotReady as err:
+            except VolumeNotReadyError as err:
                 self._set_waiting_all("ContainerCreating", str(err))
                 self._report()
                 self.stop_requested.wait(1.0)
@@ -199,7 +204,11 @@ class PodRuntime:
             while not self.stop_requested.is_set():
                 self._start(c)
                 self._report()
-                while c.proc is not None and c.proc.poll() is None and not self.stop_requested.is_set():
+                while (
+                    c.proc is not None
+                    and c.proc.poll() is None
+                    and not self.stop_requested.is_set()
+                ):
                     time.sleep(0.1)
                 if self.stop_requested.is_set():
                     return
@@ -213,7 +222,11 @@ class PodRuntime:
                     self._report()
                     return
                 self._back_off(c)
-                while c.restart_at and time.monotonic() < c.restart_at and not self.stop_requested.is_set():
+                while (
+                    c.restart_at
+                    and time.monotonic() < c.restart_at
+                    and not self.stop_requested.is_set()
+                ):
                     time.sleep(0.2)
         self._report()
 
@@ -242,7 +255,9 @@ class PodRuntime:
                 if c.proc is not None and c.proc.poll() is None:
                     changed |= self._probe(c, now)
             if all(c.done for c in self.containers):
-                failed = any(c.state.get("terminated", {}).get("exitCode", 0) != 0 for c in self.containers)
+                failed = any(
+                    c.state.get("terminated", {}).get("exitCode", 0) != 0 for c in self.containers
+                )
                 self.phase = "Failed" if failed else "Succeeded"
                 self._report()
                 return
@@ -259,7 +274,9 @@ class PodRuntime:
         if command:
             argv = list(command) + list(args or [])
         elif image is not None and image.get("entrypoint"):
-            argv = list(image["entrypoint"]) + list(args if args is not None else image.get("cmd", []))
+            argv = list(image["entrypoint"]) + list(
+                args if args is not None else image.get("cmd", [])
+            )
         else:
             return None
         env = self._env(c, image or {})
@@ -295,8 +312,13 @@ class PodRuntime:
     def _security(self, c: Container) -> dict[str, Any]:
         pod_sc = self.pod["spec"].get("securityContext") or {}
         sc = {k: pod_sc[k] for k in ("runAsUser", "runAsGroup") if k in pod_sc}
-        sc.update({k: v for k, v in (c.spec.get("securityContext") or {}).items()
-                   if k in ("runAsUser", "runAsGroup")})
+        sc.update(
+            {
+                k: v
+                for k, v in (c.spec.get("securityContext") or {}).items()
+                if k in ("runAsUser", "runAsGroup")
+            }
+        )
         groups = list(pod_sc.get("supplementalGroups") or [])
         if "fsGroup" in pod_sc:
             groups.append(pod_sc["fsGroup"])
@@ -310,15 +332,19 @@ class PodRuntime:
         assert self.volumes is not None
         try:
             argv = self._command(c)
-        except VolumeNotReady as err:
+        except VolumeNotReadyError as err:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
             c.proc, c.restart_at = None, time.monotonic() + 2
             return
         if argv is None:
-            c.state = {"waiting": {"reason": "ErrImagePull",
-                                   "message": f'image "{c.spec.get("image")}" has no local mapping '
-                                              "(hack/localcluster/images.yaml) and the container "
-                                              "names no command"}}
+            c.state = {
+                "waiting": {
+                    "reason": "ErrImagePull",
+                    "message": f'image "{c.spec.get("image")}" has no local mapping '
+                    "(hack/localcluster/images.yaml) and the container "
+                    "names no command",
+                }
+            }
             c.proc, c.restart_at = None, time.monotonic() + 5
             return
         env = self._env(c, self.agent.image_config(c.spec.get("image", "")) or {})
@@ -332,8 +358,14 @@ class PodRuntime:
         mounts = []
         for m in c.spec.get("volumeMounts") or []:
             source = self.volumes.mount_source(m)
-            mounts.append({"source": str(source), "target": m["mountPath"],
-                           "readOnly": bool(m.get("readOnly")), "isFile": source.is_file()})
+            mounts.append(
+                {
+                    "source": str(source),
+                    "target": m["mountPath"],
+                    "readOnly": bool(m.get("readOnly")),
+                    "isFile": source.is_file(),
+                }
+            )
         term_path = c.spec.get("terminationMessagePath", "/dev/termination-log")
         mounts.append({"source": str(term), "target": term_path, "isFile": True})
         sc = self._security(c)
@@ -355,8 +387,12 @@ class PodRuntime:
         with open(log_file, "ab") as out:
             c.proc = subprocess.Popen(
                 [sys.executable, "-S", "-m", "localcluster.shim", str(spec_file)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd="/", env={"PYTHONPATH": HACK_DIR},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd="/",
+                env={"PYTHONPATH": HACK_DIR},
             )
         c.started_at = now_rfc3339()
         c.state = {"running": {"startedAt": c.started_at}}
@@ -364,8 +400,12 @@ class PodRuntime:
         started = time.monotonic()
         probes = c.spec
         c.startup = Probe(probes["startupProbe"], started) if probes.get("startupProbe") else None
-        c.readiness = Probe(probes["readinessProbe"], started) if probes.get("readinessProbe") else None
-        c.liveness = Probe(probes["livenessProbe"], started) if probes.get("livenessProbe") else None
+        c.readiness = (
+            Probe(probes["readinessProbe"], started) if probes.get("readinessProbe") else None
+        )
+        c.liveness = (
+            Probe(probes["livenessProbe"], started) if probes.get("livenessProbe") else None
+        )
         if c.readiness is None and c.startup is None:
             c.ready = True
 
@@ -385,14 +425,25 @@ class PodRuntime:
         if c.spec.get("__oom"):
             reason = "OOMKilled"
         if not message:
-            message = (cdir / "termination-log").read_bytes()[:TERMINATION_MESSAGE_LIMIT].decode(errors="replace")
-        if (not message and code != 0
-                and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"):
+            message = (
+                (cdir / "termination-log")
+                .read_bytes()[:TERMINATION_MESSAGE_LIMIT]
+                .decode(errors="replace")
+            )
+        if (
+            not message
+            and code != 0
+            and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
             text = self.log_path(c.name, c.restarts).read_bytes()[-2048:].decode(errors="replace")
             message = "\n".join(text.splitlines()[-80:])
-        terminated: dict[str, Any] = {"exitCode": code, "reason": reason,
-                                      "startedAt": c.started_at, "finishedAt": now_rfc3339(),
-                                      "containerID": f"kubearts://{self.uid}/{c.name}/{c.restarts}"}
+        terminated: dict[str, Any] = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": c.started_at,
+            "finishedAt": now_rfc3339(),
+            "containerID": f"kubearts://{self.uid}/{c.name}/{c.restarts}",
+        }
         if message:
             terminated["message"] = message
         c.state = {"terminated": terminated}
@@ -403,9 +454,13 @@ class PodRuntime:
     def _back_off(self, c: Container) -> None:
         c.last_state = c.state
         c.restart_at = time.monotonic() + c.backoff
-        c.state = {"waiting": {"reason": "CrashLoopBackOff",
-                               "message": f"back-off {int(c.backoff)}s restarting failed "
-                                          f"container={c.name} pod={self.name}_{self.ns}({self.uid})"}}
+        c.state = {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {int(c.backoff)}s restarting failed "
+                f"container={c.name} pod={self.name}_{self.ns}({self.uid})",
+            }
+        }
         c.backoff = min(c.backoff * 2, BACKOFF_MAX)
 
     # -- probes --------------------------------------------------------------------------
@@ -468,9 +523,11 @@ class PodRuntime:
             host = h.get("host") or self.pod_ip
             scheme = h.get("scheme", "HTTP").lower()
             url = f"{scheme}://{host}:{self._port(c, h['port'])}{h.get('path', '/')}"
-            req = urllib.request.Request(url, headers={x["name"]: x["value"] for x in h.get("httpHeaders") or []})
+            req = urllib.request.Request(
+                url, headers={x["name"]: x["value"] for x in h.get("httpHeaders") or []}
+            )
             try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
                     return 200 <= resp.status < 400
             except urllib.error.HTTPError as err:
                 return 200 <= err.code < 400
@@ -479,7 +536,9 @@ class PodRuntime:
         if "tcpSocket" in spec:
             t = spec["tcpSocket"]
             try:
-                with socket.create_connection((t.get("host") or self.pod_ip, self._port(c, t["port"])), timeout):
+                with socket.create_connection(
+                    (t.get("host") or self.pod_ip, self._port(c, t["port"])), timeout
+                ):
                     return True
             except OSError:
                 return False
@@ -488,12 +547,24 @@ class PodRuntime:
             cdir = self.dir / "containers" / c.name
             probe_spec = cdir / "probe.json"
             env = self._env(c, self.agent.image_config(c.spec.get("image", "")) or {})
-            probe_spec.write_text(json.dumps({"joinPid": c.proc.pid, "argv": spec["exec"]["command"],
-                                              "env": env, "workingDir": c.spec.get("workingDir") or "/",
-                                              **{k: v for k, v in self._security(c).items() if v not in (None, [])}}))
+            probe_spec.write_text(
+                json.dumps(
+                    {
+                        "joinPid": c.proc.pid,
+                        "argv": spec["exec"]["command"],
+                        "env": env,
+                        "workingDir": c.spec.get("workingDir") or "/",
+                        **{k: v for k, v in self._security(c).items() if v not in (None, [])},
+                    }
+                )
+            )
             try:
-                result = subprocess.run([sys.executable, "-S", "-m", "localcluster.shim", str(probe_spec)],
-                                        capture_output=True, timeout=timeout, env={"PYTHONPATH": HACK_DIR})
+                result = subprocess.run(
+                    [sys.executable, "-S", "-m", "localcluster.shim", str(probe_spec)],
+                    capture_output=True,
+                    timeout=timeout,
+                    env={"PYTHONPATH": HACK_DIR},
+                )
             except subprocess.TimeoutExpired:
                 return False
             return result.returncode == 0
@@ -515,11 +586,18 @@ class PodRuntime:
                 os.killpg(c.proc.pid, sig)
 
     def _terminate_all(self) -> None:
-        running = [c for c in self.init_containers + self.containers if c.proc is not None and c.proc.poll() is None]
+        running = [
+            c
+            for c in self.init_containers + self.containers
+            if c.proc is not None and c.proc.poll() is None
+        ]
         for c in running:
             self._signal(c, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while any(c.proc is not None and c.proc.poll() is None for c in running) and time.monotonic() < deadline:
+        while (
+            any(c.proc is not None and c.proc.poll() is None for c in running)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         for c in running:
             self._signal(c, signal.SIGKILL)
@@ -542,11 +620,15 @@ class PodRuntime:
 
     def _delete_from_api(self) -> None:
         from kubernetes import client
+
         with contextlib.suppress(ApiException):
             self.agent.core.delete_namespaced_pod(
-                self.name, self.ns, grace_period_seconds=0,
-                body=client.V1DeleteOptions(grace_period_seconds=0,
-                                            preconditions=client.V1Preconditions(uid=self.uid)),
+                self.name,
+                self.ns,
+                grace_period_seconds=0,
+                body=client.V1DeleteOptions(
+                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)
+                ),
             )
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -573,13 +655,21 @@ class PodRuntime:
 
     def status(self) -> dict[str, Any]:
         now = now_rfc3339()
-        inits_done = all(c.done and c.state.get("terminated", {}).get("exitCode") == 0
-                         for c in self.init_containers)
-        ready = self.phase == "Running" and all(c.ready and "running" in c.state for c in self.containers)
+        inits_done = all(
+            c.done and c.state.get("terminated", {}).get("exitCode") == 0
+            for c in self.init_containers
+        )
+        ready = self.phase == "Running" and all(
+            c.ready and "running" in c.state for c in self.containers
+        )
 
         def cond(kind: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
-            out: dict[str, Any] = {"type": kind, "status": "True" if ok else "False",
-                                   "lastProbeTime": None, "lastTransitionTime": now}
+            out: dict[str, Any] = {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            }
             if not ok and reason:
                 out["reason"] = reason
             return out
@@ -596,7 +686,9 @@ class PodRuntime:
             "containerStatuses": [self._container_status(c) for c in self.containers],
         }
         if self.init_containers:
-            status["initContainerStatuses"] = [self._container_status(c) for c in self.init_containers]
+            status["initContainerStatuses"] = [
+                self._container_status(c) for c in self.init_containers
+            ]
         if getattr(self, "pod_ip", None):
             status["podIP"] = self.pod_ip
             status["podIPs"] = [{"ip": self.pod_ip}]
@@ -606,9 +698,16 @@ class PodRuntime:
 
     def _report(self) -> None:
         status = self.status()
-        comparable = json.dumps({**status, "conditions": [
-            {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status["conditions"]]},
-            sort_keys=True)
+        comparable = json.dumps(
+            {
+                **status,
+                "conditions": [
+                    {k: v for k, v in c.items() if k != "lastTransitionTime"}
+                    for c in status["conditions"]
+                ],
+            },
+            sort_keys=True,
+        )
         if comparable == self.last_status or self.gone.is_set():
             return
         try:

@@ -124,8 +124,12 @@ def main() -> None:
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:
-        _fail(spec, 127, "ContainerCannotRun",
-              f'exec: "{argv[0]}": executable file not found in $PATH')
+        _fail(
+            spec,
+            127,
+            "ContainerCannotRun",
+            f'exec: "{argv[0]}": executable file not found in $PATH',
+        )
     except PermissionError:
         _fail(spec, 126, "ContainerCannotRun", f'exec: "{argv[0]}": permission denied')
     except OSError as err:

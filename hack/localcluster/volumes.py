@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 
-class VolumeNotReady(Exception):
+class VolumeNotReadyError(Exception):
     """A volume cannot be set up yet (unbound claim, missing object); retried later."""
 
 
@@ -26,8 +26,9 @@ def _write_files(target: Path, files: dict[str, bytes], mode: int) -> None:
         path.chmod(mode)
 
 
-def _select(items: list[dict[str, Any]] | None, data: dict[str, bytes], what: str,
-            optional: bool) -> dict[str, bytes]:
+def _select(
+    items: list[dict[str, Any]] | None, data: dict[str, bytes], what: str, optional: bool
+) -> dict[str, bytes]:
     if not items:
         return data
     out = {}
@@ -35,7 +36,7 @@ def _select(items: list[dict[str, Any]] | None, data: dict[str, bytes], what: st
         if item["key"] not in data:
             if optional:
                 continue
-            raise VolumeNotReady(f"{what} has no key {item['key']!r}")
+            raise VolumeNotReadyError(f"{what} has no key {item['key']!r}")
         out[item["path"]] = data[item["key"]]
     return out
 
@@ -43,8 +44,9 @@ def _select(items: list[dict[str, Any]] | None, data: dict[str, bytes], what: st
 class PodVolumes:
     """Builds a pod's volumes under ``pod_dir/volumes`` and resolves env values."""
 
-    def __init__(self, core: client.CoreV1Api, pod: dict[str, Any], pod_dir: Path,
-                 pod_ip: str, host_ip: str) -> None:
+    def __init__(
+        self, core: client.CoreV1Api, pod: dict[str, Any], pod_dir: Path, pod_ip: str, host_ip: str
+    ) -> None:
         self.core = core
         self.pod = pod
         self.ns = pod["metadata"]["namespace"]
@@ -61,7 +63,7 @@ class PodVolumes:
             if err.status == 404:
                 if optional:
                     return None
-                raise VolumeNotReady(f'configmap "{name}" not found') from err
+                raise VolumeNotReadyError(f'configmap "{name}" not found') from err
             raise
         data = {k: v.encode() for k, v in (cm.data or {}).items()}
         data.update({k: base64.b64decode(v) for k, v in (cm.binary_data or {}).items()})
@@ -74,7 +76,7 @@ class PodVolumes:
             if err.status == 404:
                 if optional:
                     return None
-                raise VolumeNotReady(f'secret "{name}" not found') from err
+                raise VolumeNotReadyError(f'secret "{name}" not found') from err
             raise
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
@@ -97,7 +99,7 @@ class PodVolumes:
             "status.hostIP": self.host_ip,
         }
         if path not in values:
-            raise VolumeNotReady(f"unsupported fieldRef {path!r}")
+            raise VolumeNotReadyError(f"unsupported fieldRef {path!r}")
         return values[path]
 
     def _downward_files(self, items: list[dict[str, Any]]) -> dict[str, bytes]:
@@ -108,10 +110,15 @@ class PodVolumes:
         return files
 
     def _token(self, sa: str, audience: str | None, seconds: int) -> bytes:
-        spec: dict[str, Any] = {"expirationSeconds": seconds,
-                                "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
-                                                   "name": self.pod["metadata"]["name"],
-                                                   "uid": self.pod["metadata"]["uid"]}}
+        spec: dict[str, Any] = {
+            "expirationSeconds": seconds,
+            "boundObjectRef": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "name": self.pod["metadata"]["name"],
+                "uid": self.pod["metadata"]["uid"],
+            },
+        }
         if audience:
             spec["audiences"] = [audience]
         resp = self.core.create_namespaced_service_account_token(sa, self.ns, {"spec": spec})
@@ -139,25 +146,32 @@ class PodVolumes:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
             elif kind in ("Directory", "File") and not path.exists():
-                raise VolumeNotReady(f"hostPath {path} does not exist")
+                raise VolumeNotReadyError(f"hostPath {path} does not exist")
             return path
         if "persistentVolumeClaim" in vol:
             return self._claim_path(vol["persistentVolumeClaim"]["claimName"])
         if "configMap" in vol:
             src = vol["configMap"]
             data = self._configmap(src["name"], src.get("optional", False)) or {}
-            files = _select(src.get("items"), data, f'configmap "{src["name"]}"', src.get("optional", False))
+            files = _select(
+                src.get("items"), data, f'configmap "{src["name"]}"', src.get("optional", False)
+            )
             _write_files(target, files, src.get("defaultMode", 0o644))
             return target
         if "secret" in vol:
             src = vol["secret"]
             data = self._secret(src["secretName"], src.get("optional", False)) or {}
-            files = _select(src.get("items"), data, f'secret "{src["secretName"]}"', src.get("optional", False))
+            files = _select(
+                src.get("items"), data, f'secret "{src["secretName"]}"', src.get("optional", False)
+            )
             _write_files(target, files, src.get("defaultMode", 0o644))
             return target
         if "downwardAPI" in vol:
-            _write_files(target, self._downward_files(vol["downwardAPI"].get("items", [])),
-                         vol["downwardAPI"].get("defaultMode", 0o644))
+            _write_files(
+                target,
+                self._downward_files(vol["downwardAPI"].get("items", [])),
+                vol["downwardAPI"].get("defaultMode", 0o644),
+            )
             return target
         if "projected" in vol:
             files: dict[str, bytes] = {}
@@ -166,33 +180,50 @@ class PodVolumes:
                 if "secret" in source:
                     s = source["secret"]
                     data = self._secret(s["name"], s.get("optional", False)) or {}
-                    files.update(_select(s.get("items"), data, f'secret "{s["name"]}"', s.get("optional", False)))
+                    files.update(
+                        _select(
+                            s.get("items"), data, f'secret "{s["name"]}"', s.get("optional", False)
+                        )
+                    )
                 elif "configMap" in source:
                     c = source["configMap"]
                     data = self._configmap(c["name"], c.get("optional", False)) or {}
-                    files.update(_select(c.get("items"), data, f'configmap "{c["name"]}"', c.get("optional", False)))
+                    files.update(
+                        _select(
+                            c.get("items"),
+                            data,
+                            f'configmap "{c["name"]}"',
+                            c.get("optional", False),
+                        )
+                    )
                 elif "downwardAPI" in source:
                     files.update(self._downward_files(source["downwardAPI"].get("items", [])))
                 elif "serviceAccountToken" in source:
                     t = source["serviceAccountToken"]
-                    files[t["path"]] = self._token(sa, t.get("audience"), t.get("expirationSeconds", 3600))
+                    files[t["path"]] = self._token(
+                        sa, t.get("audience"), t.get("expirationSeconds", 3600)
+                    )
             _write_files(target, files, vol["projected"].get("defaultMode", 0o644))
             return target
-        raise VolumeNotReady(f"volume {name!r}: unsupported volume type {sorted(set(vol) - {'name'})}")
+        raise VolumeNotReadyError(
+            f"volume {name!r}: unsupported volume type {sorted(set(vol) - {'name'})}"
+        )
 
     def _claim_path(self, claim: str) -> Path:
         try:
             pvc = self.core.read_namespaced_persistent_volume_claim(claim, self.ns)
         except ApiException as err:
             if err.status == 404:
-                raise VolumeNotReady(f'persistentvolumeclaim "{claim}" not found') from err
+                raise VolumeNotReadyError(f'persistentvolumeclaim "{claim}" not found') from err
             raise
         if pvc.status.phase != "Bound" or not pvc.spec.volume_name:
-            raise VolumeNotReady(f'persistentvolumeclaim "{claim}" is not bound')
+            raise VolumeNotReadyError(f'persistentvolumeclaim "{claim}" is not bound')
         pv = self.core.read_persistent_volume(pvc.spec.volume_name)
         source = pv.spec.host_path or pv.spec.local
         if source is None:
-            raise VolumeNotReady(f"persistentvolume {pv.metadata.name} is neither hostPath nor local")
+            raise VolumeNotReadyError(
+                f"persistentvolume {pv.metadata.name} is neither hostPath nor local"
+            )
         return Path(source.path)
 
     def mount_source(self, mount: dict[str, Any]) -> Path:
@@ -201,7 +232,7 @@ class PodVolumes:
         if not sub:
             return base
         if os.path.isabs(sub) or ".." in Path(sub).parts:
-            raise VolumeNotReady(f"subPath {sub!r} must be a relative path without '..'")
+            raise VolumeNotReadyError(f"subPath {sub!r} must be a relative path without '..'")
         path = base / sub
         if not path.exists():
             path.mkdir(parents=True, exist_ok=True)
@@ -235,14 +266,18 @@ class PodVolumes:
                 if ref["key"] in data:
                     env[var["name"]] = data[ref["key"]].decode(errors="replace")
                 elif not ref.get("optional", False):
-                    raise VolumeNotReady(f'couldn\'t find key {ref["key"]} in Secret {self.ns}/{ref["name"]}')
+                    raise VolumeNotReadyError(
+                        f"couldn't find key {ref['key']} in Secret {self.ns}/{ref['name']}"
+                    )
             elif "configMapKeyRef" in src:
                 ref = src["configMapKeyRef"]
                 data = self._configmap(ref["name"], ref.get("optional", False)) or {}
                 if ref["key"] in data:
                     env[var["name"]] = data[ref["key"]].decode(errors="replace")
                 elif not ref.get("optional", False):
-                    raise VolumeNotReady(f'couldn\'t find key {ref["key"]} in ConfigMap {self.ns}/{ref["name"]}')
+                    raise VolumeNotReadyError(
+                        f"couldn't find key {ref['key']} in ConfigMap {self.ns}/{ref['name']}"
+                    )
             elif "resourceFieldRef" in src:
                 ref = src["resourceFieldRef"]
                 kind, res = ref["resource"].split(".", 1)
@@ -263,8 +298,8 @@ def expand(value: str, env: dict[str, str]) -> str:
             i += 2
         elif value.startswith("$(", i) and ")" in value[i:]:
             end = value.index(")", i)
-            name = value[i + 2:end]
-            out.append(env.get(name, value[i:end + 1]))
+            name = value[i + 2 : end]
+            out.append(env.get(name, value[i : end + 1]))
             i = end + 1
         else:
             out.append(value[i])

@@ -1,0 +1,127 @@
+"""Test support for the local cluster: a handle on one cluster and condition waits.
+
+Waits poll the API with a deadline; none of them sleeps for a fixed time and hopes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "hack"))
+
+from localcluster import cluster, controlplane  # noqa: E402
+from localcluster import layout as layout_mod  # noqa: E402
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Return the first truthy value of ``check()``; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as err:  # the object may not exist yet
+            last_error = err
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+@dataclass
+class Kube:
+    """One running local cluster."""
+
+    root: Path
+    layout: layout_mod.Layout
+    started_here: bool = False
+    _bin: Path = field(default_factory=controlplane.kubernetes_bin)
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.layout.kubeconfig)
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self._bin / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+            )
+        return proc
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, manifest: dict[str, Any] | str, namespace: str | None = None) -> None:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        ns = ["-n", namespace] if namespace else []
+        self.kubectl("apply", *ns, "-f", "-", input=text)
+
+    def condition(self, *args: str, type: str) -> dict[str, Any] | None:
+        obj = self.get(*args)
+        return next(
+            (c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type), None
+        )
+
+    def wait_condition(
+        self,
+        *args: str,
+        type: str,
+        status: str = "True",
+        timeout: float = 60,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            cond = self.condition(*args, type=type)
+            if (
+                cond
+                and cond["status"] == status
+                and (reason is None or cond.get("reason") == reason)
+            ):
+                return cond
+            return None
+
+        return wait_for(
+            check,
+            timeout,
+            f"{' '.join(args)} condition {type}={status}" + (f" reason={reason}" if reason else ""),
+        )
+
+    def wait_pod_phase(
+        self, name: str, namespace: str, phases: tuple[str, ...], timeout: float = 60
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            pod = self.get("pod", name, "-n", namespace)
+            return pod if pod.get("status", {}).get("phase") in phases else None
+
+        return wait_for(check, timeout, f"pod {namespace}/{name} in phase {'/'.join(phases)}")
+
+
+def start(root: Path) -> Kube:
+    already = layout_mod.load(root) is not None and cluster.running(layout_mod.load(root))  # type: ignore[arg-type]
+    layout = cluster.up(root)
+    return Kube(root=root, layout=layout, started_here=not already)
+
+
+def stop(kube: Kube) -> None:
+    cluster.down(kube.root)
