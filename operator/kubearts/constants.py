@@ -1,0 +1,152 @@
+"""Names shared by the operator, the CRDs and the chart: API group, kinds, labels, conditions.
+
+Code addresses resources through these constants, never through string literals scattered
+over modules, so that a rename is one change here (plus the CRDs in ``crds/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# --- API group and version -------------------------------------------------------------------
+
+GROUP: Final = "kubearts.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+#: ``kubectl get kubearts`` lists every kind of this operator.
+CATEGORY: Final = "kubearts"
+
+
+@dataclass(frozen=True)
+class KindNames:
+    """The names one custom resource kind is known by."""
+
+    kind: str
+    """CamelCase kind, e.g. ``TrainingJob``."""
+    plural: str
+    """Lower-case plural used in API paths and kopf registrations, e.g. ``trainingjobs``."""
+    singular: str
+    """Lower-case singular, e.g. ``trainingjob``."""
+    short_name: str
+    """``kubectl`` short name, chosen not to collide with core kinds, KServe or OLM."""
+
+    @property
+    def label(self) -> str:
+        """Label put on children of an object of this kind; its value is the owner's name."""
+        return f"{GROUP}/{self.singular}"
+
+
+DATASET: Final = KindNames("Dataset", "datasets", "dataset", "kads")
+SUBSCRIPTION: Final = KindNames("Subscription", "subscriptions", "subscription", "kasub")
+TRAINING_JOB: Final = KindNames("TrainingJob", "trainingjobs", "trainingjob", "katj")
+MODEL_CONVERSION: Final = KindNames(
+    "ModelConversion", "modelconversions", "modelconversion", "kaconv"
+)
+MODEL: Final = KindNames("Model", "models", "model", "kamodel")
+INFERENCE_SERVICE: Final = KindNames(
+    "InferenceService", "inferenceservices", "inferenceservice", "kaisvc"
+)
+
+#: Every kind, in pipeline order (data → algorithm → training → conversion → model → serving).
+ALL_KINDS: Final[tuple[KindNames, ...]] = (
+    DATASET,
+    SUBSCRIPTION,
+    TRAINING_JOB,
+    MODEL_CONVERSION,
+    MODEL,
+    INFERENCE_SERVICE,
+)
+
+# Flat aliases for the common case of addressing a kind by plural or kind name.
+DATASETS: Final = DATASET.plural
+SUBSCRIPTIONS: Final = SUBSCRIPTION.plural
+TRAINING_JOBS: Final = TRAINING_JOB.plural
+MODEL_CONVERSIONS: Final = MODEL_CONVERSION.plural
+MODELS: Final = MODEL.plural
+INFERENCE_SERVICES: Final = INFERENCE_SERVICE.plural
+
+# --- Labels, annotations, finalizer ----------------------------------------------------------
+
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "kubearts"
+#: On ConfigMaps that hold algorithm gallery entries.
+GALLERY_LABEL: Final = f"{GROUP}/gallery"
+
+DATASET_LABEL: Final = DATASET.label
+SUBSCRIPTION_LABEL: Final = SUBSCRIPTION.label
+TRAINING_JOB_LABEL: Final = TRAINING_JOB.label
+MODEL_CONVERSION_LABEL: Final = MODEL_CONVERSION.label
+MODEL_LABEL: Final = MODEL.label
+INFERENCE_SERVICE_LABEL: Final = INFERENCE_SERVICE.label
+
+#: Our own finalizer, so that kopf's default one never appears on our objects.
+FINALIZER: Final = f"{GROUP}/finalizer"
+#: Prefix of kopf's progress and diff-base annotations (``kubearts.io/<handler-id>``).
+PERSISTENCE_PREFIX: Final = GROUP
+#: Annotation key (under the prefix) holding the last handled spec, kopf's diff base.
+DIFFBASE_KEY: Final = "last-handled-configuration"
+
+# --- Resource pools --------------------------------------------------------------------------
+
+POOL_CPU: Final = "cpu"
+POOL_GPU: Final = "gpu"
+POOL_ASCEND910: Final = "ascend910"
+POOL_ASCEND310: Final = "ascend310"
+ALL_POOLS: Final[tuple[str, ...]] = (POOL_CPU, POOL_GPU, POOL_ASCEND910, POOL_ASCEND310)
+#: Pools a TrainingJob may ask for (the CRD's enum for spec.resources.pool).
+TRAINING_POOLS: Final[tuple[str, ...]] = (POOL_CPU, POOL_GPU, POOL_ASCEND910)
+#: Pools an InferenceService may ask for (the CRD's enum for spec.resources.pool).
+INFERENCE_POOLS: Final[tuple[str, ...]] = (POOL_CPU, POOL_GPU, POOL_ASCEND310)
+
+# --- Conditions ------------------------------------------------------------------------------
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+TRUE: Final[ConditionStatus] = "True"
+FALSE: Final[ConditionStatus] = "False"
+UNKNOWN: Final[ConditionStatus] = "Unknown"
+
+# Condition types. Every kind has Ready; TrainingJob (and other run-to-completion kinds)
+# also report the lifecycle of their Job in the Kubeflow Trainer vocabulary.
+COND_READY: Final = "Ready"
+COND_CREATED: Final = "Created"
+COND_RUNNING: Final = "Running"
+COND_SUCCEEDED: Final = "Succeeded"
+COND_FAILED: Final = "Failed"
+
+# Reasons (CamelCase, as Kubernetes conventions require). Grouped by the situation they
+# describe; a kind may use any of them with any condition type where it reads naturally.
+REASON_NOT_IMPLEMENTED: Final = "NotImplemented"
+"""The operator does not reconcile this kind yet: nothing was done, honestly reported."""
+REASON_INVALID_SPEC: Final = "InvalidSpec"
+"""The spec cannot be acted on; the message names the field and the fix."""
+REASON_WAITING_FOR_DEPENDENCY: Final = "WaitingForDependency"
+"""Another object (a Dataset version, a Subscription, a Model, ...) is not ready yet."""
+REASON_DEPENDENCY_FAILED: Final = "DependencyFailed"
+"""Another object this one needs has failed; retrying will not help until it is fixed."""
+REASON_RECONCILING: Final = "Reconciling"
+"""Work is under way (children being created or updated)."""
+REASON_RECONCILE_ERROR: Final = "ReconcileError"
+"""An unexpected error while reconciling; it is retried."""
+REASON_JOB_CREATED: Final = "JobCreated"
+REASON_JOB_RUNNING: Final = "JobRunning"
+REASON_JOB_PENDING: Final = "JobPending"
+REASON_COMPLETE: Final = "Complete"
+"""Run-to-completion work finished successfully."""
+REASON_JOB_FAILED: Final = "JobFailed"
+REASON_BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
+REASON_DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+REASON_AVAILABLE: Final = "Available"
+"""A long-running service has its minimum replicas ready."""
+REASON_UNAVAILABLE: Final = "Unavailable"
+REASON_SYNCED: Final = "Synced"
+"""An object mirrors an external source (e.g. a gallery entry) as of its last sync."""
+REASON_NOT_FOUND: Final = "NotFound"
+
+# Short status.phase values, derived from conditions by conditions.phase().
+PHASE_PENDING: Final = "Pending"
+PHASE_RUNNING: Final = "Running"
+PHASE_READY: Final = "Ready"
+PHASE_NOT_READY: Final = "NotReady"
+PHASE_SUCCEEDED: Final = "Succeeded"
+PHASE_FAILED: Final = "Failed"

@@ -1,0 +1,207 @@
+"""What every handler shares: writing status (conditions, observedGeneration, phase),
+reporting an invalid spec or a dependency to wait for, and reaching the configuration.
+
+Handlers never assemble ``patch.status`` by hand. They describe the conditions to set with
+:class:`ConditionUpdate` and call :func:`write_status`, which computes the whole new
+condition list with the pure helpers of ``kubearts.conditions`` and puts into kopf's
+patch only what changed; kopf applies the patch once after the handler, also when the
+handler raises, so a False condition written before raising reaches the object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import kopf
+
+from kubearts import metrics
+from kubearts.conditions import Condition, ConditionStatus, phase, set_condition
+from kubearts.config import Config, load_config
+from kubearts.constants import (
+    ALL_KINDS,
+    COND_READY,
+    FALSE,
+    REASON_INVALID_SPEC,
+    REASON_NOT_IMPLEMENTED,
+    REASON_WAITING_FOR_DEPENDENCY,
+    KindNames,
+)
+
+__all__ = [
+    "ConditionUpdate",
+    "forget_deleted",
+    "generation_of",
+    "invalid_spec",
+    "not_implemented",
+    "operator_config",
+    "status_changes",
+    "waiting_for",
+    "write_status",
+]
+
+#: Default delay before a handler waiting for another object runs again.
+WAIT_DELAY_SECONDS: Final = 15.0
+#: Key of the configuration in kopf's memo (set by the startup handler in main.py).
+MEMO_CONFIG_KEY: Final = "config"
+
+
+@dataclass(frozen=True)
+class ConditionUpdate:
+    """One condition to set: the type and the values it should have now."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+def generation_of(body: Mapping[str, Any]) -> int:
+    """``metadata.generation`` of an object (0 when absent, as for objects without spec)."""
+    generation = (body.get("metadata") or {}).get("generation")
+    return generation if isinstance(generation, int) else 0
+
+
+def status_changes(
+    status: Mapping[str, Any] | None,
+    generation: int,
+    updates: Iterable[ConditionUpdate],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The status fields to write, given the current ``status`` (pure).
+
+    Applies ``updates`` in order to the current conditions, sets ``observedGeneration`` and
+    derives ``phase`` from the conditions (unless ``fields`` sets a more specific one);
+    ``fields`` are other status fields to set. Only the keys whose value differs from
+    ``status`` are returned, so an empty result means there is nothing to write. The
+    ``conditions`` value, when present, is the whole list: a merge patch replaces lists.
+    """
+    current = dict(status or {})
+    conditions: list[Condition] = list(current.get("conditions") or [])
+    for update in updates:
+        conditions = set_condition(
+            conditions,
+            update.type,
+            update.status,
+            update.reason,
+            update.message,
+            generation,
+            now=now,
+        )
+    wanted: dict[str, Any] = {
+        "conditions": conditions,
+        "observedGeneration": generation,
+        "phase": phase(conditions),
+        **(fields or {}),
+    }
+    return {key: value for key, value in wanted.items() if current.get(key) != value}
+
+
+def write_status(
+    patch: kopf.Patch,
+    body: Mapping[str, Any],
+    kind: KindNames,
+    updates: Iterable[ConditionUpdate],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[Condition]:
+    """Put the status changes for ``updates`` (and ``fields``) into kopf's ``patch``.
+
+    Builds on what is already in ``patch.status``, so several calls within one handler run
+    accumulate. Also records the object's conditions for the ``kubearts_objects`` metric.
+    Returns the object's whole condition list after the change.
+    """
+    current = {**(body.get("status") or {}), **patch.status}
+    changes = status_changes(current, generation_of(body), updates, fields=fields, now=now)
+    for key, value in changes.items():
+        patch.status[key] = value
+    conditions: list[Condition] = changes.get("conditions", current.get("conditions") or [])
+    metadata = body.get("metadata") or {}
+    metrics.record_conditions(
+        kind.kind, str(metadata.get("namespace", "")), str(metadata.get("name", "")), conditions
+    )
+    return conditions
+
+
+def not_implemented(
+    kind: KindNames, body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger
+) -> None:
+    """Report honestly that this kind is not reconciled yet: Ready=False, NotImplemented."""
+    message = f"{kind.kind} reconciliation is not implemented yet"
+    write_status(
+        patch, body, kind, [ConditionUpdate(COND_READY, FALSE, REASON_NOT_IMPLEMENTED, message)]
+    )
+    logger.info("%s; observed generation %d", message, generation_of(body))
+
+
+def invalid_spec(
+    kind: KindNames,
+    body: Mapping[str, Any],
+    patch: kopf.Patch,
+    field: str,
+    problem: str,
+    fix: str,
+) -> kopf.PermanentError:
+    """Mark the object Ready=False/InvalidSpec and return the error for the handler to raise.
+
+    The message names the field, the problem and the fix, e.g.
+    ``raise invalid_spec(TRAINING_JOB, body, patch, "spec.resources.pool",
+    "unknown pool 'tpu'", "use one of cpu, gpu, ascend910")``. kopf does not retry a
+    PermanentError; editing the spec runs the update handler again.
+    """
+    message = f"{field}: {problem}; {fix}"
+    write_status(
+        patch, body, kind, [ConditionUpdate(COND_READY, FALSE, REASON_INVALID_SPEC, message)]
+    )
+    return kopf.PermanentError(message)
+
+
+def waiting_for(
+    kind: KindNames,
+    body: Mapping[str, Any],
+    patch: kopf.Patch,
+    message: str,
+    *,
+    reason: str = REASON_WAITING_FOR_DEPENDENCY,
+    delay: float = WAIT_DELAY_SECONDS,
+    condition: str = COND_READY,
+) -> kopf.TemporaryError:
+    """Mark ``condition`` False with ``reason`` and return the error that retries later.
+
+    For waiting on another object (``raise waiting_for(MODEL, body, patch, "Model 'm'
+    version 'v1' is not Ready yet")``): kopf runs the handler again after ``delay``.
+    """
+    write_status(patch, body, kind, [ConditionUpdate(condition, FALSE, reason, message)])
+    return kopf.TemporaryError(message, delay=delay)
+
+
+def operator_config(memo: Mapping[str, Any]) -> Config:
+    """The :class:`Config` loaded at start-up (kopf's ``memo`` kwarg of every handler).
+
+    Falls back to reading the environment when the startup handler did not run, e.g. when
+    a handler is called directly in a test.
+    """
+    config = memo.get(MEMO_CONFIG_KEY)
+    return config if isinstance(config, Config) else load_config()
+
+
+_KIND_BY_NAME: Final = {names.kind: names for names in ALL_KINDS}
+
+
+def forget_deleted(event: Mapping[str, Any], **_: Any) -> None:
+    """Watch-event handler (one per kind, registered in main.py): drop deleted objects from
+    the ``kubearts_objects`` metric. Deletion handlers would need a finalizer for this."""
+    if event.get("type") != "DELETED":
+        return
+    body = event.get("object") or {}
+    metadata = body.get("metadata") or {}
+    names = _KIND_BY_NAME.get(str(body.get("kind")))
+    if names is not None:
+        metrics.forget_object(
+            names.kind, str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+        )

@@ -1,0 +1,401 @@
+"""The only module that talks to the Kubernetes API server.
+
+Thin synchronous wrappers over the official ``kubernetes`` client (handlers run in kopf's
+thread pool, so blocking calls are fine there, never on the event loop). Objects go in and
+come out as plain dicts, the same shape builders produce and ``kubectl get -o json`` shows.
+
+The error policy lives here, in one place:
+
+- reads answer ``None`` for 404 (the object does not exist);
+- creates answer the existing object for 409 (it was created before: re-running a handler
+  is harmless); children have deterministic names, so the existing object is *the* child;
+- 429 and 5xx become ``kopf.TemporaryError`` (the API server is busy: retry soon);
+- 400 and 422 become ``kopf.PermanentError`` with the server's message (the manifest is
+  invalid; retrying the same spec cannot help — a spec change runs the handler again);
+- anything else (401, 403, network errors, ...) propagates, and kopf retries with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import kopf
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from kubearts.constants import GROUP, VERSION
+
+__all__ = [
+    "ApiException",
+    "api_client",
+    "create_custom_object",
+    "create_or_get",
+    "delete",
+    "get",
+    "get_custom_object",
+    "list_custom_objects",
+    "list_objects",
+    "list_pods",
+    "patch",
+    "patch_custom_status",
+    "read_pod_log",
+    "use_client",
+]
+
+#: Delay before retrying after the API server said it is overloaded or failing.
+RETRY_DELAY_SECONDS: Final = 10.0
+_RETRYABLE: Final = frozenset({429, 500, 502, 503, 504})
+_INVALID: Final = frozenset({400, 422})
+_MERGE_PATCH: Final = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How the typed client addresses one built-in kind: API class and method suffix."""
+
+    api: type[Any]
+    suffix: str
+
+
+# Built-in kinds the operator creates or reads, keyed by (apiVersion, kind).
+_KINDS: Final[Mapping[tuple[str, str], _Kind]] = {
+    ("batch/v1", "Job"): _Kind(client.BatchV1Api, "namespaced_job"),
+    ("apps/v1", "Deployment"): _Kind(client.AppsV1Api, "namespaced_deployment"),
+    ("v1", "Service"): _Kind(client.CoreV1Api, "namespaced_service"),
+    ("v1", "PersistentVolumeClaim"): _Kind(client.CoreV1Api, "namespaced_persistent_volume_claim"),
+    ("v1", "ConfigMap"): _Kind(client.CoreV1Api, "namespaced_config_map"),
+    ("v1", "Secret"): _Kind(client.CoreV1Api, "namespaced_secret"),
+    ("v1", "Pod"): _Kind(client.CoreV1Api, "namespaced_pod"),
+}
+
+_client_lock = threading.Lock()
+_client: client.ApiClient | None = None
+
+
+def api_client() -> client.ApiClient:
+    """The process-wide API client, created on first use.
+
+    In a pod it uses the service account; elsewhere the kubeconfig (``$KUBECONFIG`` or
+    ``~/.kube/config``, current context), like kopf's own login.
+    """
+    global _client
+    with _client_lock:
+        if _client is None:
+            configuration = client.Configuration()
+            try:
+                # The loaders are untyped in the client package.
+                config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            except ConfigException:
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            _client = client.ApiClient(configuration)
+        return _client
+
+
+def use_client(api: client.ApiClient | None) -> None:
+    """Replace the process-wide client (tests, embedded operators); None reloads lazily."""
+    global _client
+    with _client_lock:
+        _client = api
+
+
+def _api(api_class: type[Any]) -> Any:
+    """An instance of a typed API class bound to the shared client (a seam for tests)."""
+    return api_class(api_client())
+
+
+def _custom_api() -> Any:
+    return _api(client.CustomObjectsApi)
+
+
+def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a typed client method and answer the server's JSON as plain data.
+
+    The raw response is parsed instead of the client's models: the result has exactly the
+    server's field names and values, and fields newer than the client survive.
+    """
+    response = method(*args, _preload_content=False, **kwargs)
+    data = response.data
+    if not data:
+        return None
+    return json.loads(data)
+
+
+def _as_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise TypeError(f"the API server answered {type(data).__name__}, not an object")
+    return data
+
+
+def _kind_of(api_version: str, kind: str) -> _Kind:
+    try:
+        return _KINDS[(api_version, kind)]
+    except KeyError:
+        known = ", ".join(f"{v}/{k}" for v, k in _KINDS)
+        raise ValueError(f"k8s does not handle {api_version}/{kind}; known: {known}") from None
+
+
+def _server_message(exc: ApiException) -> str:
+    """The human part of an API error: the Status object's message when there is one."""
+    try:
+        status = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        status = None
+    if isinstance(status, dict) and status.get("message"):
+        return str(status["message"])
+    return f"{exc.status} {exc.reason or ''}".strip()
+
+
+def _translate(exc: ApiException, what: str) -> Exception:
+    """Map an API error to what a handler should raise (see the module docstring)."""
+    message = f"{what}: {_server_message(exc)}"
+    if exc.status in _RETRYABLE:
+        return kopf.TemporaryError(message, delay=RETRY_DELAY_SECONDS)
+    if exc.status in _INVALID:
+        return kopf.PermanentError(message)
+    return exc
+
+
+def _namespace_and_name(body: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = body.get("metadata") or {}
+    namespace, name = metadata.get("namespace"), metadata.get("name")
+    if not namespace or not name:
+        raise ValueError(
+            f"{body.get('kind')} manifest needs metadata.namespace and metadata.name "
+            "(children have deterministic names so creating twice is harmless)"
+        )
+    return str(namespace), str(name)
+
+
+# --- Built-in kinds --------------------------------------------------------------------------
+
+
+def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """Read a built-in object; None when it does not exist."""
+    spec = _kind_of(api_version, kind)
+    try:
+        return _as_object(_call(getattr(_api(spec.api), f"read_{spec.suffix}"), name, namespace))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _translate(exc, f"reading {kind} {namespace}/{name}") from exc
+
+
+def create_or_get(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Create a built-in object from its manifest; if it exists already, return that one.
+
+    The manifest must carry apiVersion, kind, metadata.namespace and metadata.name. The
+    existing object is returned as is, not compared or updated: callers that need to
+    converge a changed spec patch it afterwards.
+    """
+    api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
+    spec = _kind_of(api_version, kind)
+    namespace, name = _namespace_and_name(body)
+    try:
+        create = getattr(_api(spec.api), f"create_{spec.suffix}")
+        return _as_object(_call(create, namespace, dict(body)))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise _translate(exc, f"creating {kind} {namespace}/{name}") from exc
+    existing = get(api_version, kind, namespace, name)
+    if existing is None:
+        # It existed a moment ago and is gone now (being deleted): try again shortly.
+        raise kopf.TemporaryError(
+            f"{kind} {namespace}/{name} exists but could not be read; it is probably being deleted",
+            delay=RETRY_DELAY_SECONDS,
+        )
+    return existing
+
+
+def patch(
+    api_version: str, kind: str, namespace: str, name: str, changes: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """JSON-merge-patch a built-in object; None when it does not exist.
+
+    A merge patch replaces lists as a whole, so send complete lists (containers, ports).
+    """
+    spec = _kind_of(api_version, kind)
+    try:
+        patch_method = getattr(_api(spec.api), f"patch_{spec.suffix}")
+        return _as_object(
+            _call(patch_method, name, namespace, dict(changes), _content_type=_MERGE_PATCH)
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _translate(exc, f"patching {kind} {namespace}/{name}") from exc
+
+
+def delete(api_version: str, kind: str, namespace: str, name: str) -> bool:
+    """Delete a built-in object and its dependents; False when it did not exist.
+
+    Dependents go in the background: the API's default for Jobs would orphan their pods.
+    """
+    spec = _kind_of(api_version, kind)
+    try:
+        _call(
+            getattr(_api(spec.api), f"delete_{spec.suffix}"),
+            name,
+            namespace,
+            propagation_policy="Background",
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise _translate(exc, f"deleting {kind} {namespace}/{name}") from exc
+    return True
+
+
+def list_objects(
+    api_version: str, kind: str, namespace: str, labels: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """List built-in objects in ``namespace`` whose labels include ``labels``."""
+    spec = _kind_of(api_version, kind)
+    selector = ",".join(f"{key}={value}" for key, value in (labels or {}).items())
+    try:
+        result = _as_object(
+            _call(
+                getattr(_api(spec.api), f"list_{spec.suffix}"),
+                namespace,
+                label_selector=selector or None,
+            )
+        )
+    except ApiException as exc:
+        raise _translate(exc, f"listing {kind} in {namespace}") from exc
+    return [_as_object(item) for item in result.get("items") or ()]
+
+
+def list_pods(namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Pods in ``namespace`` carrying ``labels`` (e.g. the pods of one Job)."""
+    return list_objects("v1", "Pod", namespace, labels)
+
+
+def read_pod_log(
+    namespace: str,
+    name: str,
+    container: str | None = None,
+    tail_lines: int | None = None,
+) -> str | None:
+    """The log of a pod's container (the last ``tail_lines`` lines); None when the pod is gone.
+
+    A container that has not started yet answers 400; that is "no log yet", i.e. "".
+    """
+    try:
+        response = _api(client.CoreV1Api).read_namespaced_pod_log(
+            name,
+            namespace,
+            container=container,
+            tail_lines=tail_lines,
+            _preload_content=False,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        if exc.status == 400:
+            return ""
+        raise _translate(exc, f"reading the log of pod {namespace}/{name}") from exc
+    return bytes(response.data or b"").decode("utf-8", errors="replace")
+
+
+# --- kubearts.io custom resources ------------------------------------------------------------
+
+
+def get_custom_object(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """Read a kubearts.io object (``plural`` from ``constants``); None when absent."""
+    try:
+        return _as_object(
+            _call(
+                _custom_api().get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+            )
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _translate(exc, f"reading {plural} {namespace}/{name}") from exc
+
+
+def create_custom_object(plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Create a kubearts.io object from its manifest, or return the existing one (409)."""
+    namespace, name = _namespace_and_name(body)
+    try:
+        return _as_object(
+            _call(
+                _custom_api().create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                dict(body),
+            )
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise _translate(exc, f"creating {plural} {namespace}/{name}") from exc
+    existing = get_custom_object(plural, namespace, name)
+    if existing is None:
+        raise kopf.TemporaryError(
+            f"{plural} {namespace}/{name} exists but could not be read; it is probably being "
+            "deleted",
+            delay=RETRY_DELAY_SECONDS,
+        )
+    return existing
+
+
+def list_custom_objects(
+    plural: str, namespace: str, labels: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """List kubearts.io objects of ``plural`` in ``namespace`` carrying ``labels``."""
+    selector = ",".join(f"{key}={value}" for key, value in (labels or {}).items())
+    try:
+        result = _as_object(
+            _call(
+                _custom_api().list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                label_selector=selector or None,
+            )
+        )
+    except ApiException as exc:
+        raise _translate(exc, f"listing {plural} in {namespace}") from exc
+    return [_as_object(item) for item in result.get("items") or ()]
+
+
+def patch_custom_status(
+    plural: str, namespace: str, name: str, status: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Merge ``status`` into a kubearts.io object's status subresource; None when absent.
+
+    For code outside kopf handlers (timers, background work); inside a handler, write to
+    kopf's ``patch.status`` instead (see ``handlers.common``), which kopf applies once.
+    """
+    try:
+        return _as_object(
+            _call(
+                _custom_api().patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": dict(status)},
+            )
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _translate(exc, f"patching the status of {plural} {namespace}/{name}") from exc

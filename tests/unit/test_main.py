@@ -1,0 +1,148 @@
+"""kubearts.main: what importing the operator registers and what start-up configures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+
+import kubearts.main
+from kubearts.config import Config
+from kubearts.constants import ALL_KINDS, KindNames
+
+PLURALS = [names.plural for names in ALL_KINDS]
+LOGGER = logging.getLogger("test")
+
+
+def changing_handlers() -> list[Any]:
+    registry = kopf.get_default_registry()
+    return list(registry._changing.get_all_handlers())
+
+
+def handler(handler_id: str) -> Any:
+    (found,) = [h for h in changing_handlers() if h.id == handler_id]
+    return found
+
+
+def test_the_six_plurals_are_known() -> None:
+    assert sorted(PLURALS) == sorted(
+        [
+            "datasets",
+            "subscriptions",
+            "trainingjobs",
+            "modelconversions",
+            "models",
+            "inferenceservices",
+        ]
+    )
+
+
+@pytest.mark.parametrize("plural", PLURALS)
+@pytest.mark.parametrize("event", ["create", "update", "resume"])
+def test_each_plural_has_a_handler_per_event(plural: str, event: str) -> None:
+    registered = handler(f"{plural}_{event}")
+    assert registered.selector.group == "kubearts.io"
+    assert registered.selector.version == "v1alpha1"
+    assert registered.selector.any_name == plural
+
+
+def test_handlers_watch_only_kubearts_resources() -> None:
+    assert {h.selector.group for h in changing_handlers()} == {"kubearts.io"}
+
+
+def test_no_handler_needs_a_finalizer_yet() -> None:
+    # Deletion handlers would put a finalizer on every object; none is needed so far.
+    assert not [h for h in changing_handlers() if h.requires_finalizer]
+
+
+@pytest.mark.parametrize("names", ALL_KINDS, ids=PLURALS)
+def test_create_handler_reports_not_implemented_honestly(names: KindNames) -> None:
+    patch = kopf.Patch()
+    raw: Any = {"metadata": {"name": "x", "namespace": "ml", "generation": 2}, "spec": {}}
+    body = kopf.Body(raw)
+    handler(f"{names.plural}_create").fn(body=body, patch=patch, logger=LOGGER, spec={})
+    (condition,) = patch.status["conditions"]
+    assert condition["type"] == "Ready"
+    assert condition["status"] == "False"
+    assert condition["reason"] == "NotImplemented"
+    assert condition["message"] == f"{names.kind} reconciliation is not implemented yet"
+    assert patch.status["observedGeneration"] == 2
+
+
+@pytest.fixture
+def quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KUBEARTS_POOLS", "KUBEARTS_LOG_FORMAT", "KUBEARTS_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KUBEARTS_METRICS_PORT", "0")
+
+
+# kopf's decorators type the decorated functions as kopf callbacks; call them untyped.
+configure: Any = kubearts.main.configure
+config_probe: Any = kubearts.main.config_probe
+metrics_probe: Any = kubearts.main.metrics_probe
+
+
+def startup(memo: kopf.Memo | None = None) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    configure(settings=settings, memo=kopf.Memo() if memo is None else memo, logger=LOGGER)
+    return settings
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_startup_uses_our_own_persistence_prefix_and_finalizer() -> None:
+    settings = startup()
+    assert settings.persistence.finalizer == "kubearts.io/finalizer"
+    progress = settings.persistence.progress_storage
+    diffbase = settings.persistence.diffbase_storage
+    assert isinstance(progress, kopf.AnnotationsProgressStorage)
+    assert progress.prefix == "kubearts.io"
+    assert isinstance(diffbase, kopf.AnnotationsDiffBaseStorage)
+    assert (diffbase.prefix, diffbase.key) == ("kubearts.io", "last-handled-configuration")
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_startup_puts_the_configuration_in_the_memo() -> None:
+    memo = kopf.Memo()
+    startup(memo)
+    assert isinstance(memo["config"], Config)
+    assert config_probe(memo=memo) == {
+        "loaded": True,
+        "namespace": "kubearts-system",
+        "pools": ["ascend310", "ascend910", "cpu", "gpu"],
+    }
+    assert metrics_probe(memo=memo) == {"port": 0}
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_bad_configuration_stops_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEARTS_LOG_FORMAT", "xml")
+    with pytest.raises(kopf.PermanentError, match="invalid operator configuration: KUBEARTS_LOG"):
+        startup()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("quiet_env", "restore_logging")
+def test_json_log_format_switches_to_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEARTS_LOG_FORMAT", "json")
+    logging.getLogger().setLevel(logging.DEBUG)
+    startup()
+    root = logging.getLogger()
+    formatters = [type(h.formatter).__name__ for h in root.handlers if h.formatter]
+    assert "ObjectJsonFormatter" in formatters
+    assert root.level == logging.DEBUG
+
+
+def test_probes_before_startup() -> None:
+    assert config_probe(memo=kopf.Memo()) == {"loaded": False}
+    assert metrics_probe(memo=kopf.Memo()) == {"port": None}
