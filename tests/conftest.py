@@ -10,12 +10,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-import clusterkit
-
-REPO = clusterkit.REPO
+REPO = Path(__file__).resolve().parents[1]
 TEST_CLUSTER_ROOT = Path(os.environ.get("KUBEARTS_TEST_CLUSTER", REPO / ".localcluster" / "test"))
+# Guard: whatever KUBECONFIG the shell had, tests only ever talk to their own local cluster.
+# Set before any Kubernetes client is imported (it reads KUBECONFIG at import time).
+os.environ["KUBECONFIG"] = str(TEST_CLUSTER_ROOT.resolve() / "kubeconfig")
+
+import pytest  # noqa: E402
+from kopf.testing import KopfRunner  # noqa: E402
+
+import clusterkit  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -85,3 +89,30 @@ def namespace(kube: clusterkit.Kube, request: pytest.FixtureRequest) -> Iterator
     )
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+OPERATOR_NAMESPACE = "kubearts-system"
+
+
+@pytest.fixture(scope="session")
+def kubearts_operator(kube: clusterkit.Kube, crds: list[str]) -> Iterator[KopfRunner]:
+    """The operator, run in this process by kopf's KopfRunner against the local cluster,
+    exactly as ``kopf run -m kubearts.main`` runs it; it must stop cleanly at the end."""
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})
+    settings = {
+        "KUBEARTS_NAMESPACE": OPERATOR_NAMESPACE,
+        "KUBEARTS_METRICS_PORT": "0",
+        "KUBEARTS_LOG_FORMAT": "plain",
+    }
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    args = ["run", "--standalone", "--all-namespaces", "--verbose", "-m", "kubearts.main"]
+    with KopfRunner(args, timeout=30) as runner:
+        yield runner
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    assert runner.exception is None, runner.output[-5000:]
+    assert runner.exit_code == 0, runner.output[-5000:]
