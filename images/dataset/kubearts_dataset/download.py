@@ -1,0 +1,221 @@
+"""Streaming HTTP(S) downloads with bounded retries, resume, checksums and size limits.
+
+Connection errors, timeouts, truncated bodies, 5xx, 408 and 429 answers are retried with
+exponential backoff; a retry resumes with a ``Range`` request when the server supports it
+and starts over otherwise. Other 4xx answers fail at once: asking again will not help.
+The SHA-256 of the body is computed while it is written, so the archive is read only once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from kubearts_dataset import __version__
+from kubearts_dataset.errors import DatasetError
+from kubearts_dataset.limits import Limits
+from kubearts_dataset.progress import Progress
+
+log = logging.getLogger(__name__)
+
+CHUNK: Final = 1024 * 1024
+_RETRIABLE_STATUS: Final = frozenset({408, 429})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a transfer is retried."""
+
+    attempts: int = 5
+    """Tries in all, the first included."""
+    backoff: float = 1.0
+    """Delay before the second try, in seconds; doubled before each further try."""
+    max_backoff: float = 30.0
+    """Upper bound of one delay, in seconds."""
+    timeout: float = 30.0
+    """Seconds to wait for a connection or for the next bytes of a body."""
+
+    def delay(self, failed_attempt: int) -> float:
+        """Seconds to wait after the ``failed_attempt``-th try (1-based)."""
+        return float(min(self.max_backoff, self.backoff * 2 ** (failed_attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A body written to disk."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class Sink:
+    """Writes a body to a file, hashing, counting and enforcing the byte limit as it goes."""
+
+    def __init__(self, path: Path, limits: Limits, progress: Progress, what: str) -> None:
+        self.path = path
+        self.limits = limits
+        self.progress = progress
+        self.what = what
+        self.total: int | None = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO = path.open("wb")
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget what was written: the next bytes are the start of the body."""
+        self._file.seek(0)
+        self._file.truncate()
+        self.hasher = hashlib.sha256()
+        self.written = 0
+
+    def expect(self, total: int | None) -> None:
+        """Record the announced body size and refuse it early when it is over the limit."""
+        self.total = total
+        if total is not None:
+            self.limits.check_bytes(total, self.what)
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+        self.written += len(chunk)
+        self.limits.check_bytes(self.written, self.what)
+        self._file.write(chunk)
+        self.hasher.update(chunk)
+        self.progress.update("download", bytes_done=self.written, total_bytes=self.total)
+
+    def close(self) -> Downloaded:
+        """Flush to disk and describe the result."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self.progress.update(
+            "download", bytes_done=self.written, total_bytes=self.total, final=True
+        )
+        return Downloaded(path=self.path, size=self.written, sha256=self.hasher.hexdigest())
+
+    def abort(self) -> None:
+        """Close without reporting; the caller removes the staging area."""
+        self._file.close()
+
+
+def check_sha256(downloaded: Downloaded, expected: str | None, what: str) -> None:
+    """Fail with ``ChecksumMismatch`` when ``expected`` is given and differs."""
+    if expected is None:
+        return
+    want = normalise_sha256(expected)
+    if downloaded.sha256 != want:
+        raise DatasetError(
+            "ChecksumMismatch",
+            f"{what} has sha256 {downloaded.sha256}, expected {want}; check spec.source.sha256 "
+            "or whether the source was replaced",
+        )
+
+
+def normalise_sha256(value: str) -> str:
+    """``sha256:ABC…`` or ``abc…`` → lower-case hex; fail unless it is 64 hex digits."""
+    text = value.strip().lower().removeprefix("sha256:")
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise DatasetError(
+            "InvalidArgument",
+            f"--sha256 {value!r} is not a SHA-256 digest; give 64 hexadecimal digits",
+        )
+    return text
+
+
+class _TransientError(Exception):
+    """A transient failure of one try."""
+
+
+def download_http(
+    url: str,
+    dest: Path,
+    *,
+    limits: Limits,
+    retry: RetryPolicy,
+    progress: Progress,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Downloaded:
+    """Download ``url`` to ``dest`` (streamed), retrying transient failures."""
+    sink = Sink(dest, limits, progress, f"the download of {url}")
+    last_error = ""
+    try:
+        for attempt in range(1, retry.attempts + 1):
+            try:
+                _try_once(url, sink, retry.timeout)
+                return sink.close()
+            except _TransientError as exc:
+                last_error = str(exc)
+            if attempt < retry.attempts:
+                delay = retry.delay(attempt)
+                log.warning(
+                    "download attempt %d/%d of %s failed: %s; retrying in %.1fs",
+                    attempt,
+                    retry.attempts,
+                    url,
+                    last_error,
+                    delay,
+                )
+                sleep(delay)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.abort()
+    raise DatasetError(
+        "DownloadFailed",
+        f"{url} could not be downloaded after {retry.attempts} attempts: {last_error}",
+    )
+
+
+def _try_once(url: str, sink: Sink, timeout: float) -> None:
+    headers = {"Accept-Encoding": "identity", "User-Agent": f"kubearts-dataset/{__version__}"}
+    resuming = sink.written > 0
+    if resuming:
+        headers["Range"] = f"bytes={sink.written}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code >= 500 or exc.code in _RETRIABLE_STATUS:
+            raise _TransientError(f"HTTP {exc.code} {exc.reason}") from None
+        if exc.code == 416 and resuming:
+            sink.restart()
+            raise _TransientError("HTTP 416 on resume; starting over") from None
+        raise DatasetError(
+            "DownloadFailed",
+            f"{url} answered HTTP {exc.code} {exc.reason}; check spec.source.uri and, for "
+            "private data, spec.source.secretRef",
+        ) from None
+    except urllib.error.URLError as exc:
+        raise _TransientError(f"unreachable: {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _TransientError(f"unreachable: {exc}") from None
+    with response:
+        length = response.headers.get("Content-Length")
+        remaining = int(length) if length and length.isdigit() else None
+        content_range = response.headers.get("Content-Range", "")
+        if (
+            resuming
+            and response.status == 206
+            and content_range.startswith(f"bytes {sink.written}-")
+        ):
+            log.info("resuming %s at byte %d", url, sink.written)
+        else:
+            sink.restart()
+        sink.expect(None if remaining is None else sink.written + remaining)
+        try:
+            while chunk := response.read(CHUNK):
+                sink.write(chunk)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _TransientError(f"connection lost after {sink.written} bytes: {exc}") from None
+    if sink.total is not None and sink.written != sink.total:
+        raise _TransientError(f"body ended after {sink.written} of {sink.total} bytes")

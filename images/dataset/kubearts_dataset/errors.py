@@ -1,0 +1,62 @@
+"""Failure reasons, their exit codes, and the one exception type that carries them.
+
+Every expected failure is a :class:`DatasetError` with a CamelCase ``reason`` that the
+operator copies into a condition, and a message for people that names the cause and the fix.
+Each reason has its own exit code so that a Job's exit status alone tells the class of failure
+even when the result file could not be read.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Reason = Literal[
+    "InvalidArgument",
+    "DownloadFailed",
+    "ChecksumMismatch",
+    "UnsafeArchive",
+    "NoImagesFound",
+    "LimitExceeded",
+    "InvalidSource",
+    "InvalidFormat",
+    "InvalidTarget",
+    "UploadFailed",
+    "VersionImmutable",
+    "NotIngested",
+    "InternalError",
+]
+
+#: Exit code per failure reason. 0 is success; 1 is an unexpected error; 2 is a usage error
+#: (as argparse uses it). Codes 10-19 are ingest failures, 20-29 publish failures.
+EXIT_CODES: Final[dict[Reason, int]] = {
+    "InternalError": 1,
+    "InvalidArgument": 2,
+    "DownloadFailed": 10,
+    "ChecksumMismatch": 11,
+    "UnsafeArchive": 12,
+    "NoImagesFound": 13,
+    "LimitExceeded": 14,
+    "InvalidSource": 15,
+    "InvalidFormat": 16,
+    "InvalidTarget": 17,
+    "UploadFailed": 18,
+    "VersionImmutable": 20,
+    "NotIngested": 21,
+}
+
+
+class DatasetError(Exception):
+    """An expected failure with a machine-readable reason and a message for people."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason: Reason = reason
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code for this failure's reason."""
+        return EXIT_CODES[self.reason]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"

@@ -1,0 +1,256 @@
+"""``ingest``: fetch a source, unpack it safely, verify every image, install the data set.
+
+The dataset directory (the target) ends up as::
+
+    <target>/
+      <the data as unpacked>          e.g. flower_photos/roses/1.jpg
+      .kubearts/
+        ingest.json                   the full report (IngestResult, invalid files bounded)
+        samples.jsonl                 the catalogue: one verified image per line
+        versions/<name>/...           written by ``publish``
+
+Everything is first unpacked into ``<target>/.kubearts/staging/`` and verified there; only a
+successful ingest replaces the data in the target, so a failed one leaves the previous data
+(if any) and its report untouched, and the staging folder is removed either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from kubearts_dataset.archive import remove_tree
+from kubearts_dataset.download import RetryPolicy, normalise_sha256
+from kubearts_dataset.errors import DatasetError
+from kubearts_dataset.formats import Candidate, Format, scan
+from kubearts_dataset.limits import Limits
+from kubearts_dataset.locations import DEFAULT_PVC_ROOT, Location, parse_location
+from kubearts_dataset.paths import METADATA_DIR
+from kubearts_dataset.progress import Progress
+from kubearts_dataset.result import IngestResult, InvalidFile, write_json_atomic
+from kubearts_dataset.s3 import check_target_prefix, make_client, upload_tree
+from kubearts_dataset.sources import fetch
+from kubearts_dataset.verify import FileCheck, check_files
+
+log = logging.getLogger(__name__)
+
+REPORT: Final = f"{METADATA_DIR}/ingest.json"
+CATALOGUE: Final = f"{METADATA_DIR}/samples.jsonl"
+STAGING: Final = f"{METADATA_DIR}/staging"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Everything ``ingest`` needs; the CLI flags map one to one."""
+
+    source: str
+    target: str
+    format: Format = "ImageFolder"
+    sha256: str | None = None
+    manifest: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pvc_root: Path = DEFAULT_PVC_ROOT
+    work_dir: Path | None = None
+    workers: int | None = None
+    max_listed_invalid: int = 100
+
+
+def content_digest(entries: list[tuple[str, str, str]]) -> str:
+    """``sha256:`` over the sorted ``(key, label, file sha256)`` triples, one JSON array a line.
+
+    ``key`` is the path relative to the data root, so the digest depends on the files and
+    their labels, not on how the archive was packed (compression, wrapper folder, order).
+    """
+    hasher = hashlib.sha256()
+    for entry in sorted(entries):
+        hasher.update((json.dumps(list(entry), ensure_ascii=False) + "\n").encode("utf-8"))
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
+    """Run an ingest; raises :class:`DatasetError` on any expected failure."""
+    started = time.monotonic()
+    expected = normalise_sha256(options.sha256) if options.sha256 else None
+    source = parse_location(
+        options.source,
+        pvc_root=options.pvc_root,
+        flag="--source",
+        reason="InvalidSource",
+        allow_http=True,
+    )
+    target = parse_location(
+        options.target, pvc_root=options.pvc_root, flag="--target", reason="InvalidTarget"
+    )
+    client: Any = None
+    if "s3" in (source.kind, target.kind):
+        client = make_client(options.retry)
+    with ExitStack() as cleanup:
+        existing: list[str] = []
+        prefix = ""
+        if target.kind == "s3":
+            prefix = target.key if not target.key or target.key.endswith("/") else target.key + "/"
+            existing = check_target_prefix(client, target.bucket, prefix, target.uri)
+            local = Path(tempfile.mkdtemp(prefix="kubearts-dataset-", dir=options.work_dir))
+            cleanup.callback(remove_tree, local)
+        else:
+            assert target.path is not None
+            local = target.path.absolute()
+        _prepare_target(local, target)
+        staging = local / STAGING
+        remove_tree(staging)
+        content = staging / "content"
+        content.mkdir(parents=True)
+        cleanup.callback(remove_tree, staging)
+
+        fetched = fetch(
+            source,
+            staging=staging,
+            content=content,
+            target=local,
+            expected_sha256=expected,
+            limits=options.limits,
+            retry=options.retry,
+            progress=progress,
+            s3_client=client,
+        )
+        layout = scan(content, options.format, options.manifest)
+        checks = _verify(content, layout.candidates, options.workers, progress)
+
+        invalid: list[InvalidFile] = [*fetched.skipped, *layout.invalid]
+        valid: list[tuple[Candidate, FileCheck]] = []
+        for candidate, check in zip(layout.candidates, checks, strict=True):
+            if check.error is None:
+                valid.append((candidate, check))
+            else:
+                invalid.append({"path": candidate.path.as_posix(), "reason": check.error})
+        if not valid:
+            raise DatasetError("NoImagesFound", _no_images_message(len(layout.candidates), invalid))
+
+        classes = Counter(candidate.label for candidate, _ in valid)
+        digest = content_digest(
+            [(candidate.key, candidate.label, check.sha256) for candidate, check in valid]
+        )
+        result: IngestResult = {
+            "status": "Succeeded",
+            "reason": "Ingested",
+            "message": f"{len(valid)} images in {len(classes)} classes"
+            + (f", {len(invalid)} files excluded" if invalid else ""),
+            "source": options.source,
+            "target": options.target,
+            "format": options.format,
+            "sampleCount": len(valid),
+            "classCount": len(classes),
+            "classes": dict(sorted(classes.items())),
+            "sizeBytes": sum(check.size for _, check in valid),
+            "digest": digest,
+            "archiveBytes": fetched.archive_bytes,
+            "archiveSha256": fetched.archive_sha256,
+            "invalidCount": len(invalid),
+            "invalidFiles": invalid[: options.max_listed_invalid],
+            "unreferencedCount": layout.unreferenced,
+            "dataRoot": layout.data_root.as_posix(),
+            "manifest": layout.manifest.as_posix() if layout.manifest else None,
+            "report": REPORT,
+            "catalogue": CATALOGUE,
+            "durationSeconds": 0.0,
+        }
+        _install(content, local)
+        _write_catalogue(local / CATALOGUE, valid)
+        result["durationSeconds"] = round(time.monotonic() - started, 3)
+        write_json_atomic(local / REPORT, result)
+        remove_tree(staging)
+        if target.kind == "s3":
+            upload_tree(client, local, target.bucket, prefix, existing=existing, progress=progress)
+    log.info("ingested %s: %s", options.source, result["message"])
+    return result
+
+
+def _prepare_target(local: Path, target: Location) -> None:
+    """Create the target; refuse a non-empty folder that is not a dataset directory.
+
+    Ingesting replaces the data in the target, so a folder holding anything but a previous
+    ingest (recognised by its ``.kubearts`` folder) is refused rather than emptied.
+    """
+    try:
+        if local.exists() and not local.is_dir():
+            raise DatasetError("InvalidTarget", f"--target {target.uri}: {local} is not a folder")
+        local.mkdir(parents=True, exist_ok=True)
+        others = [entry.name for entry in local.iterdir() if entry.name != METADATA_DIR]
+    except OSError as exc:
+        raise DatasetError("InvalidTarget", f"--target {target.uri}: {exc}") from None
+    if others and not (local / METADATA_DIR).is_dir():
+        raise DatasetError(
+            "InvalidTarget",
+            f"--target {target.uri}: {local} already holds {len(others)} entries and is not a "
+            "KubeArts dataset directory; choose an empty folder",
+        )
+
+
+def _verify(
+    content: Path, candidates: list[Candidate], workers: int | None, progress: Progress
+) -> list[FileCheck]:
+    paths = [content.joinpath(*candidate.path.parts) for candidate in candidates]
+    total_bytes = sum(path.stat().st_size for path in paths)
+    done = {"bytes": 0}
+
+    def on_done(index: int, check: FileCheck) -> None:
+        done["bytes"] += check.size
+        progress.update(
+            "verify",
+            bytes_done=done["bytes"],
+            total_bytes=total_bytes,
+            files=index + 1,
+            total_files=len(paths),
+            final=index + 1 == len(paths),
+        )
+
+    return check_files(paths, workers=workers, on_done=on_done)
+
+
+def _no_images_message(candidates: int, invalid: list[InvalidFile]) -> str:
+    if not candidates:
+        return "no image files found in the data set" + (
+            f" ({len(invalid)} other files were excluded)" if invalid else ""
+        )
+    first = "; ".join(f"{item['path']}: {item['reason']}" for item in invalid[:3])
+    return f"none of the {candidates} files is a usable image (first: {first})"
+
+
+def _install(content: Path, local: Path) -> None:
+    """Replace the target's data with the staged data (the metadata folder stays)."""
+    for stale in (local / REPORT, local / CATALOGUE):
+        stale.unlink(missing_ok=True)
+    for entry in sorted(local.iterdir()):
+        if entry.name != METADATA_DIR:
+            remove_tree(entry)
+    for entry in sorted(content.iterdir()):
+        entry.rename(local / entry.name)
+
+
+def _write_catalogue(path: Path, valid: list[tuple[Candidate, FileCheck]]) -> None:
+    """One JSON line per verified image: path, label, usage, sha256, size; sorted by path."""
+    lines = [
+        json.dumps(
+            {
+                "path": candidate.path.as_posix(),
+                "label": candidate.label,
+                "usage": candidate.usage,
+                "sha256": check.sha256,
+                "size": check.size,
+            },
+            ensure_ascii=False,
+        )
+        for candidate, check in sorted(valid, key=lambda item: item[0].path)
+    ]
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    temporary.replace(path)
