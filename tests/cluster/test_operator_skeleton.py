@@ -18,7 +18,9 @@ def example_objects() -> list[dict]:
     return [doc for path in EXAMPLES for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-@pytest.mark.parametrize("obj", example_objects(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
+@pytest.mark.parametrize(
+    "obj", example_objects(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}"
+)
 def test_each_kind_gets_observed_generation_and_ready_condition(
     kube: Kube, kubearts_operator: KopfRunner, namespace: str, obj: dict
 ) -> None:
