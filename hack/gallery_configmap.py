@@ -1,6 +1,6 @@
 """Print the gallery ConfigMap for a gallery data file, as the chart renders it.
 
-    python hack/gallery_configmap.py charts/kubearts/files/gallery/default.yaml | kubectl apply -f -
+python hack/gallery_configmap.py charts/kubearts/files/gallery/default.yaml | kubectl apply -f -
 """
 
 from __future__ import annotations

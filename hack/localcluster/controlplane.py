@@ -204,169 +204,103 @@ def ensure_pki(layout: Layout) -> None:
 # -- components ---------------------------------------------------------------------------
 
 
+def _flags(flags: dict[str, object]) -> list[str]:
+    """``{"secure-port": 6443}`` → ``["--secure-port=6443"]``; booleans as true/false."""
+    return [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in flags.items()]
+
+
 def start_etcd(layout: Layout) -> None:
     layout.etcd_data.mkdir(parents=True, exist_ok=True, mode=0o700)
     client = f"http://127.0.0.1:{layout.etcd_client_port}"
-    start_daemon(
-        layout,
-        "etcd",
-        [
-            etcd_binary(),
-            "--name",
-            "kubearts",
-            "--data-dir",
-            str(layout.etcd_data),
-            "--listen-client-urls",
-            client,
-            "--advertise-client-urls",
-            client,
-            "--listen-peer-urls",
-            f"http://127.0.0.1:{layout.etcd_peer_port}",
-            "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{layout.etcd_peer_port}",
-            "--initial-cluster",
-            f"kubearts=http://127.0.0.1:{layout.etcd_peer_port}",
-            "--quota-backend-bytes",
-            str(2 * 1024**3),
-            "--unsafe-no-fsync",  # test data; saves seconds of fsync per cluster start
-        ],
-        env={"ETCD_UNSUPPORTED_ARCH": ""},
-    )
+    peer = f"http://127.0.0.1:{layout.etcd_peer_port}"
+    flags = {
+        "name": "kubearts",
+        "data-dir": layout.etcd_data,
+        "listen-client-urls": client,
+        "advertise-client-urls": client,
+        "listen-peer-urls": peer,
+        "initial-advertise-peer-urls": peer,
+        "initial-cluster": f"kubearts={peer}",
+        "quota-backend-bytes": 2 * 1024**3,
+        "unsafe-no-fsync": True,  # test data; saves seconds of fsync per cluster start
+    }
+    start_daemon(layout, "etcd", [etcd_binary(), *_flags(flags)])
 
 
 def start_apiserver(layout: Layout, bin_dir: Path) -> None:
     p = layout.pki
-    start_daemon(
-        layout,
-        "kube-apiserver",
-        [
-            str(bin_dir / "kube-apiserver"),
-            "--etcd-servers",
-            f"http://127.0.0.1:{layout.etcd_client_port}",
-            "--bind-address",
-            "0.0.0.0",
-            "--advertise-address",
-            str(layout.gateway),
-            "--secure-port",
-            str(layout.apiserver_port),
-            "--insecure-port",
-            "0",
-            "--tls-cert-file",
-            str(p / "apiserver.crt"),
-            "--tls-private-key-file",
-            str(p / "apiserver.key"),
-            "--client-ca-file",
-            str(p / "ca.crt"),
-            "--kubelet-client-certificate",
-            str(p / "apiserver-kubelet-client.crt"),
-            "--kubelet-client-key",
-            str(p / "apiserver-kubelet-client.key"),
-            "--kubelet-certificate-authority",
-            str(p / "ca.crt"),
-            "--kubelet-preferred-address-types",
-            "InternalIP",
-            "--service-account-key-file",
-            str(p / "sa.pub"),
-            "--service-account-signing-key-file",
-            str(p / "sa.key"),
-            "--service-account-issuer",
-            "https://kubernetes.default.svc.cluster.local",
-            "--api-audiences",
-            "https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range",
-            str(layout.service_subnet),
-            "--authorization-mode",
-            "Node,RBAC",
-            "--enable-admission-plugins",
-            "NodeRestriction",
-            "--allow-privileged=true",
-            "--max-requests-inflight",
-            "800",
-            "--max-mutating-requests-inflight",
-            "400",
-            "--profiling=false",
-            "--v",
-            "1",
-        ],
-    )
+    flags = {
+        "etcd-servers": f"http://127.0.0.1:{layout.etcd_client_port}",
+        # Pods reach the apiserver at the bridge address, the host at 127.0.0.1.
+        "bind-address": "0.0.0.0",
+        "advertise-address": layout.gateway,
+        "secure-port": layout.apiserver_port,
+        "insecure-port": 0,
+        "tls-cert-file": p / "apiserver.crt",
+        "tls-private-key-file": p / "apiserver.key",
+        "client-ca-file": p / "ca.crt",
+        "kubelet-client-certificate": p / "apiserver-kubelet-client.crt",
+        "kubelet-client-key": p / "apiserver-kubelet-client.key",
+        "kubelet-certificate-authority": p / "ca.crt",
+        "kubelet-preferred-address-types": "InternalIP",
+        "service-account-key-file": p / "sa.pub",
+        "service-account-signing-key-file": p / "sa.key",
+        "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
+        "api-audiences": "https://kubernetes.default.svc.cluster.local",
+        "service-cluster-ip-range": layout.service_subnet,
+        "authorization-mode": "Node,RBAC",
+        "enable-admission-plugins": "NodeRestriction",
+        "allow-privileged": True,
+        "max-requests-inflight": 800,
+        "max-mutating-requests-inflight": 400,
+        "profiling": False,
+        "v": 1,
+    }
+    start_daemon(layout, "kube-apiserver", [str(bin_dir / "kube-apiserver"), *_flags(flags)])
+
+
+def _client_flags(layout: Layout, user: str, secure_port: int) -> dict[str, object]:
+    """Flags shared by controller-manager and scheduler: identity, serving, client limits."""
+    kubeconfig = layout.root / f"{user}.kubeconfig"
+    write_kubeconfig(layout, kubeconfig, user)
+    return {
+        "kubeconfig": kubeconfig,
+        "authentication-kubeconfig": kubeconfig,
+        "authorization-kubeconfig": kubeconfig,
+        "bind-address": "127.0.0.1",
+        "secure-port": secure_port,
+        "port": 0,
+        "leader-elect": False,
+        # At the 1.20 defaults (20/30) the Job controller turns Jobs into pods at ~6/s on
+        # two cores; at 300/600 at about 100/s.
+        "kube-api-qps": 300,
+        "kube-api-burst": 600,
+        "v": 1,
+    }
 
 
 def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
-    kc = layout.root / "controller-manager.kubeconfig"
-    write_kubeconfig(layout, kc, "controller-manager")
+    flags = {
+        **_client_flags(layout, "controller-manager", layout.controller_manager_port),
+        "use-service-account-credentials": True,
+        "service-account-private-key-file": layout.pki / "sa.key",
+        "root-ca-file": layout.pki / "ca.crt",
+        "cluster-signing-cert-file": layout.pki / "ca.crt",
+        "cluster-signing-key-file": layout.pki / "ca.key",
+        "service-cluster-ip-range": layout.service_subnet,
+        "controllers": "*,bootstrapsigner,tokencleaner",
+        "concurrent-gc-syncs": 40,
+    }
     start_daemon(
         layout,
         "kube-controller-manager",
-        [
-            str(bin_dir / "kube-controller-manager"),
-            "--kubeconfig",
-            str(kc),
-            "--authentication-kubeconfig",
-            str(kc),
-            "--authorization-kubeconfig",
-            str(kc),
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            str(layout.controller_manager_port),
-            "--port",
-            "0",
-            "--leader-elect=false",
-            "--use-service-account-credentials",
-            "--service-account-private-key-file",
-            str(layout.pki / "sa.key"),
-            "--root-ca-file",
-            str(layout.pki / "ca.crt"),
-            "--cluster-signing-cert-file",
-            str(layout.pki / "ca.crt"),
-            "--cluster-signing-key-file",
-            str(layout.pki / "ca.key"),
-            "--service-cluster-ip-range",
-            str(layout.service_subnet),
-            "--controllers",
-            "*,bootstrapsigner,tokencleaner",
-            # At the 1.20 defaults (20/30) the Job controller turns Jobs into pods at ~6/s.
-            "--kube-api-qps",
-            "300",
-            "--kube-api-burst",
-            "600",
-            "--concurrent-gc-syncs",
-            "40",
-            "--v",
-            "1",
-        ],
+        [str(bin_dir / "kube-controller-manager"), *_flags(flags)],
     )
 
 
 def start_scheduler(layout: Layout, bin_dir: Path) -> None:
-    kc = layout.root / "scheduler.kubeconfig"
-    write_kubeconfig(layout, kc, "scheduler")
-    start_daemon(
-        layout,
-        "kube-scheduler",
-        [
-            str(bin_dir / "kube-scheduler"),
-            "--kubeconfig",
-            str(kc),
-            "--authentication-kubeconfig",
-            str(kc),
-            "--authorization-kubeconfig",
-            str(kc),
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            str(layout.scheduler_port),
-            "--port",
-            "0",
-            "--leader-elect=false",
-            "--kube-api-qps",
-            "300",
-            "--kube-api-burst",
-            "600",
-            "--v",
-            "1",
-        ],
-    )
+    flags = _client_flags(layout, "scheduler", layout.scheduler_port)
+    start_daemon(layout, "kube-scheduler", [str(bin_dir / "kube-scheduler"), *_flags(flags)])
 
 
 def _https_get(layout: Layout, url: str, timeout: float = 2.0) -> tuple[int, str]:
