@@ -35,11 +35,17 @@ from kubearts.handlers import (  # noqa: F401
     trainingjobs,
 )
 
+
+def _is_deletion(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
+
+
 # Watches that keep the kubearts_objects metric free of deleted objects, one per kind.
+# Filtered to deletions so that ordinary watch events do not run (and log) a handler.
 for _names in ALL_KINDS:
-    kopf.on.event(GROUP, VERSION, _names.plural, id=f"{_names.plural}_forget_deleted")(
-        common.forget_deleted
-    )
+    kopf.on.event(
+        GROUP, VERSION, _names.plural, id=f"{_names.plural}_forget_deleted", when=_is_deletion
+    )(common.forget_deleted)
 
 
 @kopf.on.startup()
