@@ -146,3 +146,18 @@ def test_json_log_format_switches_to_json_lines(monkeypatch: pytest.MonkeyPatch)
 def test_probes_before_startup() -> None:
     assert config_probe(memo=kopf.Memo()) == {"loaded": False}
     assert metrics_probe(memo=kopf.Memo()) == {"port": None}
+
+
+@pytest.mark.parametrize("plural", [names.plural for names in ALL_KINDS])
+def test_metric_cleanup_watch_runs_only_for_deletions(plural: str) -> None:
+    handlers = [
+        h
+        for h in kopf.get_default_registry()._watching.get_all_handlers()
+        if h.id == f"{plural}_forget_deleted"
+    ]
+    assert len(handlers) == 1
+    when = handlers[0].when
+    assert when is not None
+    assert when(type="DELETED") is True
+    assert when(type="MODIFIED") is False
+    assert when(type=None) is False
