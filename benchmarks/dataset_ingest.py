@@ -7,7 +7,7 @@ checks, decode every image, hash, write the catalogue) and ``tar -xzf`` into a f
 Each measurement is the median of ``--repeat`` runs.
 
 Needs numpy and scikit-learn besides the image's own dependencies (the development
-environment has them): ``python images/dataset/bench.py``.
+environment has them): ``python benchmarks/dataset_ingest.py``.
 """
 
 from __future__ import annotations
