@@ -17,7 +17,9 @@ from kubernetes import client, config, watch
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--pods", type=int, default=20)
     parser.add_argument("--kubeconfig", default=".localcluster/kubeconfig")
     args = parser.parse_args()
@@ -48,17 +50,33 @@ def main() -> None:
     for i in range(args.pods):
         name = f"p{i:03d}"
         created[name] = time.monotonic()
-        core.create_namespaced_pod(ns, {
-            "metadata": {"name": name},
-            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": "main", "image": "python:3.11",
-                                     "command": ["python3", "-c", "import time; time.sleep(60)"]}]},
-        })
+        core.create_namespaced_pod(
+            ns,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "python:3.11",
+                            "command": ["python3", "-c", "import time; time.sleep(60)"],
+                        }
+                    ],
+                },
+            },
+        )
     done.wait(120)
     latencies = sorted(running[n] - created[n] for n in running)
-    print(f"pods: {args.pods}, running: {len(running)}, all running after {max(running.values()) - start:.2f}s")
-    print(f"create -> Running latency: median {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p90 {latencies[int(0.9 * (len(latencies) - 1))] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    all_running = max(running.values()) - start
+    print(f"pods: {args.pods}, running: {len(running)}, all running after {all_running:.2f}s")
+    median = statistics.median(latencies) * 1000
+    p90 = latencies[int(0.9 * (len(latencies) - 1))] * 1000
+    print(
+        f"create -> Running latency: median {median:.0f} ms, p90 {p90:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms"
+    )
     core.delete_namespace(ns)
 
 
