@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -55,7 +56,27 @@ def nodes_ready(layout: Layout) -> bool:
     return ready >= set(NODE_NAMES)
 
 
+def make_environment_reachable(venv: Path) -> list[Path]:
+    """Let containers running as non-root users (the restricted profile's runAsUser) reach
+    the project environment: its interpreter may live under a 0700 home such as /root
+    (pyenv). Adds search permission (o+x, no listing) to each directory on the way that
+    lacks it; returns the directories changed."""
+    changed = []
+    for target in (venv, (venv / "bin" / "python").resolve()):
+        for directory in reversed(target.parents):
+            mode = directory.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                directory.chmod(mode | stat.S_IXOTH)
+                changed.append(directory)
+    return changed
+
+
 def up(root: Path) -> Layout:
+    for directory in make_environment_reachable(Path(sys.prefix)):
+        print(
+            f"made {directory} searchable (o+x) so non-root containers reach the environment",
+            file=sys.stderr,
+        )
     layout = layout_mod.load_or_allocate(root)
     if running(layout):
         print(f"cluster in {layout.root} is already running (slot {layout.slot})", file=sys.stderr)

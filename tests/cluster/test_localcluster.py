@@ -482,3 +482,19 @@ def test_kubelet_endpoint_requires_a_client_certificate_from_the_cluster_ca(kube
 
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         ask_without_certificate()
+
+
+def test_run_as_user_drops_privileges_and_still_reaches_the_environment(
+    kube: Kube, namespace: str
+) -> None:
+    kube.apply(
+        pod(
+            "nonroot",
+            ["python3", "-c", "import os; print(os.getuid(), os.getgid())"],
+            securityContext={"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 3000},
+        ),
+        namespace,
+    )
+    done = kube.wait_pod_phase("nonroot", namespace, ("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", logs(kube, "nonroot", namespace)
+    assert logs(kube, "nonroot", namespace).strip() == "1000 3000"
