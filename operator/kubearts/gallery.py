@@ -1104,8 +1104,8 @@ class SubscriptionStatus(TypedDict, total=False):
     framework: str
     requestedVersion: str
     """spec.version at the time of pinning; a different spec.version means the user edited it."""
-    version: str
-    """The pinned, resolved version."""
+    resolvedVersion: str
+    """The pinned, resolved version (``latest`` resolved to a number)."""
     versionDigest: str
     image: str
     entrypoint: Entrypoint
@@ -1135,7 +1135,7 @@ PIN_FIELDS: Final[tuple[str, ...]] = (
     "task",
     "framework",
     "requestedVersion",
-    "version",
+    "resolvedVersion",
     "versionDigest",
     "image",
     "entrypoint",
@@ -1145,6 +1145,12 @@ PIN_FIELDS: Final[tuple[str, ...]] = (
     "contract",
     "outputs",
 )
+
+
+#: Every field of :class:`SubscriptionStatus`. A field the new status leaves out (e.g.
+#: ``latestVersion`` once the algorithm left the gallery) must be deleted from the object,
+#: which a merge patch does with ``null``.
+STATUS_FIELDS: Final[frozenset[str]] = frozenset(SubscriptionStatus.__optional_keys__)
 
 
 def _condition(
@@ -1165,7 +1171,7 @@ def _pin(
         "task": entry["task"],
         "framework": entry["framework"],
         "requestedVersion": requested,
-        "version": version["version"],
+        "resolvedVersion": version["version"],
         "versionDigest": version_digest(version),
         "image": version["image"],
         "entrypoint": copy.deepcopy(version["entrypoint"]),
@@ -1182,7 +1188,7 @@ def _previous_pin(previous: Mapping[str, object] | None) -> SubscriptionStatus |
         return None
     if not all(
         isinstance(previous.get(k), str) and previous.get(k)
-        for k in ("algorithm", "version", "image")
+        for k in ("algorithm", "resolvedVersion", "image")
     ):
         return None
     pin = {k: copy.deepcopy(previous[k]) for k in PIN_FIELDS if k in previous}
@@ -1195,6 +1201,12 @@ def _spec_values(spec: Mapping[str, object]) -> tuple[str, str, str]:
         return value.strip() if isinstance(value, str) and value.strip() else default
 
     return text("gallery", DEFAULT_GALLERY), text("algorithm", ""), text("version", LATEST)
+
+
+def subscription_gallery(spec: Mapping[str, object]) -> str:
+    """The gallery a Subscription spec names (``default`` when unset): the one to load and
+    pass to :func:`subscription_status`."""
+    return _spec_values(spec)[0]
 
 
 def _update_condition(available: list[str], pinned: str) -> ConditionInput:
@@ -1213,7 +1225,7 @@ def _update_condition(available: list[str], pinned: str) -> ConditionInput:
 
 def _describe_pin(pin: SubscriptionStatus) -> str:
     return (
-        f"pinned {pin.get('algorithm')} {pin.get('version')} from gallery "
+        f"pinned {pin.get('algorithm')} {pin.get('resolvedVersion')} from gallery "
         f"{pin.get('gallery')!r} (image {pin.get('image')})"
     )
 
@@ -1313,7 +1325,7 @@ def _resolve_into(
     except GalleryLookupError as exc:
         if entry is not None:
             status["availableVersions"] = (
-                newer_versions(entry, pin["version"])
+                newer_versions(entry, pin["resolvedVersion"])
                 if pin is not None and pin.get("algorithm") == entry["name"]
                 else [v["version"] for v in entry["versions"]]
             )
@@ -1341,7 +1353,9 @@ def _resolve_into(
     message = _describe_pin(new_pin)
     return [
         _condition(COND_READY, "True", REASON_RESOLVED, message),
-        _condition(COND_SYNCED, "True", REASON_RESOLVED, message),
+        # Word for word what _check_pin says while the pin matches, so that the first re-sync
+        # finds nothing to write.
+        _condition(COND_SYNCED, "True", REASON_RESOLVED, f"{message}; matches the gallery"),
         _update_condition(available, version["version"]),
     ]
 
@@ -1355,7 +1369,7 @@ def _check_pin(
 ) -> list[ConditionInput]:
     """Compare an unchanged pin with the gallery; the pin itself is never modified."""
     algorithm = pin.get("algorithm", "")
-    pinned = pin.get("version", "")
+    pinned = pin.get("resolvedVersion", "")
     described = _describe_pin(pin)
 
     def keep(reason: str, message: str, update: ConditionInput) -> list[ConditionInput]:

@@ -352,6 +352,7 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
         "KUBEARTS_METRICS_PORT": "8080",
         "KUBEARTS_HEALTH_PORT": "8081",
         "KUBEARTS_LOG_FORMAT": "json",
+        "KUBEARTS_GALLERY_RESYNC_SECONDS": "30",
     }
     assert pools
 
@@ -372,6 +373,12 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
             id="workspace-pvc",
         ),
         pytest.param({"logFormat": "plain"}, "KUBEARTS_LOG_FORMAT", "plain", id="log-format"),
+        pytest.param(
+            {"gallery": {"install": True, "resyncSeconds": 5}},
+            "KUBEARTS_GALLERY_RESYNC_SECONDS",
+            "5",
+            id="gallery-resync",
+        ),
         pytest.param(
             {"metrics": {"port": 9090}}, "KUBEARTS_METRICS_PORT", "9090", id="metrics-port"
         ),

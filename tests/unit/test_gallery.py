@@ -463,7 +463,7 @@ def test_default_gallery_offers_the_flowers_dataset() -> None:
 
 def test_latest_pins_the_newest_version() -> None:
     status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, None)
-    assert status["version"] == "1.1.0"
+    assert status["resolvedVersion"] == "1.1.0"
     assert status["requestedVersion"] == "latest"
     assert status["image"] == "registry.example/trainer:1.1.0"
     assert status["hyperparameters"][0]["name"] == "epochs"
@@ -478,7 +478,7 @@ def test_latest_pins_the_newest_version() -> None:
 def test_an_exact_older_version_reports_the_newer_ones() -> None:
     spec = {**LATEST_SPEC, "version": "1.0.0"}
     status = sync(net_gallery("1.0.0", "1.1.0", "1.2.0"), spec, None)
-    assert status["version"] == "1.0.0"
+    assert status["resolvedVersion"] == "1.0.0"
     assert status["availableVersions"] == ["1.1.0", "1.2.0"]
     assert status["latestVersion"] == "1.2.0"
     assert conditions(status)["UpdateAvailable"] == ("True", "UpdateAvailable")
@@ -488,7 +488,7 @@ def test_a_new_gallery_version_does_not_move_a_latest_pin() -> None:
     first = api_roundtrip(sync(net_gallery("1.0.0"), LATEST_SPEC, None))
     status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, first)
     assert pin_of(status) == pin_of(first)
-    assert status["version"] == "1.0.0"
+    assert status["resolvedVersion"] == "1.0.0"
     assert status["availableVersions"] == ["1.1.0"]
     assert conditions(status) == {
         "Ready": ("True", "Resolved"),
@@ -504,7 +504,7 @@ def test_editing_spec_version_moves_the_pin() -> None:
     gallery = net_gallery("1.0.0", "1.1.0")
     first = api_roundtrip(sync(net_gallery("1.0.0"), LATEST_SPEC, None))
     status = sync(gallery, {**LATEST_SPEC, "version": "1.1.0"}, first)
-    assert (status["version"], status["requestedVersion"]) == ("1.1.0", "1.1.0")
+    assert (status["resolvedVersion"], status["requestedVersion"]) == ("1.1.0", "1.1.0")
     assert conditions(status)["UpdateAvailable"] == ("False", "UpToDate")
 
 
@@ -512,12 +512,12 @@ def test_editing_spec_version_back_to_latest_repins_the_newest() -> None:
     spec = {**LATEST_SPEC, "version": "1.0.0"}
     first = api_roundtrip(sync(net_gallery("1.0.0", "1.1.0"), spec, None))
     status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, first)
-    assert (status["version"], status["requestedVersion"]) == ("1.1.0", "latest")
+    assert (status["resolvedVersion"], status["requestedVersion"]) == ("1.1.0", "latest")
 
 
 def test_spec_version_defaults_to_latest() -> None:
     status = sync(net_gallery("1.0.0", "1.1.0"), {"algorithm": "net"}, None)
-    assert (status["gallery"], status["requestedVersion"], status["version"]) == (
+    assert (status["gallery"], status["requestedVersion"], status["resolvedVersion"]) == (
         "default",
         "latest",
         "1.1.0",
@@ -550,7 +550,7 @@ def test_unresolvable_spec_is_not_ready(spec: dict[str, str], reason: str, messa
     assert conditions(status)["Synced"] == ("False", reason)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert message in ready["message"]
-    assert "version" not in status
+    assert "resolvedVersion" not in status
 
 
 def test_unknown_version_still_lists_the_versions_that_exist() -> None:
@@ -641,6 +641,23 @@ def test_an_unchanged_gallery_keeps_the_subscription_in_sync(pinned: dict[str, A
     status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, pinned)
     assert pin_of(status) == pin_of(pinned)
     assert conditions(status)["Synced"] == ("True", "Resolved")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(LATEST_SPEC, id="resolved"),
+        pytest.param({**LATEST_SPEC, "version": "1.0.0"}, id="update-available"),
+        pytest.param({**LATEST_SPEC, "algorithm": "nett"}, id="algorithm-not-found"),
+        pytest.param({**LATEST_SPEC, "version": "9.0.0"}, id="version-not-found"),
+    ],
+)
+def test_a_resync_against_the_same_gallery_changes_nothing(spec: dict[str, str]) -> None:
+    """Re-syncing on a timer must not rewrite the status (no churn, no new messages)."""
+    gallery = net_gallery("1.0.0", "1.1.0")
+    first = api_roundtrip(sync(gallery, spec, None, now=datetime(2025, 1, 1, tzinfo=UTC)))
+    again = api_roundtrip(sync(gallery, spec, first, now=datetime(2025, 1, 2, tzinfo=UTC)))
+    assert again == first
 
 
 def test_removed_algorithm_has_no_updates(pinned: dict[str, Any]) -> None:
