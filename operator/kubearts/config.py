@@ -8,6 +8,7 @@ typo fails loudly with the variable's name and the fix, instead of later inside 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -90,6 +91,10 @@ class Config:
     workspace_pvc: str = "kubearts-workspace"
     """KUBEARTS_WORKSPACE_PVC: PersistentVolumeClaim used as the default workspace for data
     sets, training outputs and models."""
+    workspace_size: str = "20Gi"
+    """KUBEARTS_WORKSPACE_SIZE: storage requested by the workspace PVC when the operator
+    creates it (from the default StorageClass) in a namespace that has none. An existing
+    claim of that name is used as it is, whatever its size."""
     image_dataset: str = f"{IMAGE_REGISTRY}/dataset:{IMAGE_TAG}"
     """KUBEARTS_IMAGE_DATASET: image of the pods that download, verify and split data sets."""
     image_trainer: str = f"{IMAGE_REGISTRY}/trainer:{IMAGE_TAG}"
@@ -113,6 +118,12 @@ class Config:
     "tolerations": [Toleration], "flavors": {name: {"cpu": qty, "memory": qty}},
     "defaultFlavor": name}``, every key optional. When set it is the complete table: a
     pool left out is not offered by this cluster."""
+    gallery_resync_seconds: float = 30.0
+    """KUBEARTS_GALLERY_RESYNC_SECONDS: how often every Subscription is compared with its
+    gallery, so that new versions (``UpdateAvailable``) and removed entries show up without
+    editing the Subscription. Edits of gallery ConfigMaps are noticed at once through their
+    watch; this timer is the safety net and the only way remote indexes are re-read. At
+    least 1; read when the handlers are registered, so a change needs a restart."""
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -149,6 +160,12 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
     _check_dns_label("KUBEARTS_NAMESPACE", namespace)
     workspace_pvc = text("KUBEARTS_WORKSPACE_PVC", defaults.workspace_pvc)
     _check_dns_subdomain("KUBEARTS_WORKSPACE_PVC", workspace_pvc)
+    workspace_size = text("KUBEARTS_WORKSPACE_SIZE", defaults.workspace_size)
+    if not _QUANTITY.match(workspace_size):
+        raise ValueError(
+            f"KUBEARTS_WORKSPACE_SIZE={workspace_size!r} is not a quantity; set it to a size "
+            "such as '20Gi' or '500Gi'"
+        )
 
     images = {
         name: text(name, default)
@@ -183,9 +200,14 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
     raw_pools = environ.get("KUBEARTS_POOLS", "").strip()
     pools = parse_pools(raw_pools) if raw_pools else dict(DEFAULT_POOLS)
 
+    gallery_resync_seconds = _seconds(
+        "KUBEARTS_GALLERY_RESYNC_SECONDS", environ, defaults.gallery_resync_seconds, minimum=1.0
+    )
+
     return Config(
         namespace=namespace,
         workspace_pvc=workspace_pvc,
+        workspace_size=workspace_size,
         image_dataset=images["KUBEARTS_IMAGE_DATASET"],
         image_trainer=images["KUBEARTS_IMAGE_TRAINER"],
         image_converter=images["KUBEARTS_IMAGE_CONVERTER"],
@@ -194,6 +216,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         health_port=health_port,
         log_format=cast(LogFormat, log_format),
         pools=pools,
+        gallery_resync_seconds=gallery_resync_seconds,
     )
 
 
@@ -339,6 +362,23 @@ def _port(name: str, environ: Mapping[str, str], default: int, *, allow_zero: bo
             f"{name}={raw!r} is not a port; set it to a number from {lowest} to 65535{off}"
         )
     return port
+
+
+def _seconds(name: str, environ: Mapping[str, str], default: float, *, minimum: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    # NaN fails every comparison, so it lands here too.
+    if not minimum <= seconds < math.inf:
+        raise ValueError(
+            f"{name}={raw!r} is not a duration; set it to a number of seconds, at least "
+            f"{minimum:g} (default {default:g})"
+        )
+    return seconds
 
 
 def _check_dns_label(name: str, value: str) -> None:

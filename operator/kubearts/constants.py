@@ -80,6 +80,15 @@ MODEL_CONVERSION_LABEL: Final = MODEL_CONVERSION.label
 MODEL_LABEL: Final = MODEL.label
 INFERENCE_SERVICE_LABEL: Final = INFERENCE_SERVICE.label
 
+#: On Jobs (and their pods) that work for a parent object: which step they run, e.g. a
+#: Dataset's ``ingest``, ``publish`` or ``cleanup``.
+STEP_LABEL: Final = f"{GROUP}/step"
+#: On a Dataset's ingest Jobs: the digest of what defines the data (source, format, storage),
+#: so the operator finds the Job that ingested the data the spec asks for.
+DATA_KEY_LABEL: Final = f"{GROUP}/data-key"
+#: On a Dataset's publish Jobs: the version they publish.
+VERSION_LABEL: Final = f"{GROUP}/version"
+
 #: Our own finalizer, so that kopf's default one never appears on our objects.
 FINALIZER: Final = f"{GROUP}/finalizer"
 #: Prefix of kopf's progress and diff-base annotations (``kubearts.io/<handler-id>``).
@@ -143,6 +152,36 @@ REASON_SYNCED: Final = "Synced"
 """An object mirrors an external source (e.g. a gallery entry) as of its last sync."""
 REASON_NOT_FOUND: Final = "NotFound"
 
+# Dataset conditions and reasons. Failure reasons are the dataset worker's (images/dataset,
+# README "Results and exit codes"), copied into conditions unchanged.
+COND_DOWNLOADED: Final = "Downloaded"
+COND_VERIFIED: Final = "Verified"
+COND_VERSIONS_VALID: Final = "VersionsValid"
+"""False when the spec asks for something that would change a published version."""
+REASON_DOWNLOADING: Final = "Downloading"
+REASON_VERIFYING: Final = "Verifying"
+REASON_PUBLISHING: Final = "Publishing"
+REASON_DOWNLOADED: Final = "Downloaded"
+REASON_VERIFIED: Final = "Verified"
+REASON_PUBLISHED: Final = "Published"
+REASON_INGESTED: Final = "Ingested"
+"""Ready without versions: the data is stored and verified, nothing to publish yet."""
+REASON_VERSIONS_VALID: Final = "VersionsValid"
+REASON_VERSION_IMMUTABLE: Final = "VersionImmutable"
+"""A published version's split was edited; the edit is refused (make a new version)."""
+REASON_DATA_IMMUTABLE: Final = "DataImmutable"
+"""The data's definition (source, format, storage) was edited after versions were published."""
+REASON_DOWNLOAD_FAILED: Final = "DownloadFailed"
+REASON_CHECKSUM_MISMATCH: Final = "ChecksumMismatch"
+REASON_UNSAFE_ARCHIVE: Final = "UnsafeArchive"
+REASON_NO_IMAGES_FOUND: Final = "NoImagesFound"
+REASON_LIMIT_EXCEEDED: Final = "LimitExceeded"
+REASON_INVALID_SOURCE: Final = "InvalidSource"
+REASON_INVALID_FORMAT: Final = "InvalidFormat"
+REASON_NOT_VERIFIED: Final = "NotVerified"
+"""Verified=False because the data never reached verification (the download failed)."""
+REASON_CLEANUP_FAILED: Final = "CleanupFailed"
+
 # Short status.phase values, derived from conditions by conditions.phase().
 PHASE_PENDING: Final = "Pending"
 PHASE_RUNNING: Final = "Running"
@@ -150,3 +189,7 @@ PHASE_READY: Final = "Ready"
 PHASE_NOT_READY: Final = "NotReady"
 PHASE_SUCCEEDED: Final = "Succeeded"
 PHASE_FAILED: Final = "Failed"
+# Dataset phases (status.phase of the Dataset CRD).
+PHASE_DOWNLOADING: Final = "Downloading"
+PHASE_VERIFYING: Final = "Verifying"
+PHASE_PUBLISHING: Final = "Publishing"

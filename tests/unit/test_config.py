@@ -15,6 +15,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert config == Config(
         namespace="kubearts-system",
         workspace_pvc="kubearts-workspace",
+        workspace_size="20Gi",
         image_dataset="ghcr.io/kubearts/dataset:0.1.0",
         image_trainer="ghcr.io/kubearts/trainer:0.1.0",
         image_converter="ghcr.io/kubearts/converter:0.1.0",
@@ -23,6 +24,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
         health_port=8081,
         log_format="plain",
         pools=DEFAULT_POOLS,
+        gallery_resync_seconds=30.0,
     )
 
 
@@ -56,6 +58,9 @@ def test_empty_values_keep_defaults() -> None:
             "KUBEARTS_WORKSPACE_PVC", "shared.data", "workspace_pvc", "shared.data", id="pvc"
         ),
         pytest.param(
+            "KUBEARTS_WORKSPACE_SIZE", "500Gi", "workspace_size", "500Gi", id="workspace-size"
+        ),
+        pytest.param(
             "KUBEARTS_IMAGE_DATASET", "r.local/d:1", "image_dataset", "r.local/d:1", id="dataset"
         ),
         pytest.param(
@@ -76,6 +81,16 @@ def test_empty_values_keep_defaults() -> None:
         pytest.param("KUBEARTS_HEALTH_PORT", " 9091 ", "health_port", 9091, id="health-port"),
         pytest.param("KUBEARTS_LOG_FORMAT", "json", "log_format", "json", id="json-logs"),
         pytest.param("KUBEARTS_LOG_FORMAT", "JSON", "log_format", "json", id="case-insensitive"),
+        pytest.param(
+            "KUBEARTS_GALLERY_RESYNC_SECONDS", "5", "gallery_resync_seconds", 5.0, id="resync"
+        ),
+        pytest.param(
+            "KUBEARTS_GALLERY_RESYNC_SECONDS",
+            "1.5",
+            "gallery_resync_seconds",
+            1.5,
+            id="resync-fraction",
+        ),
     ],
 )
 def test_each_variable_sets_its_field(variable: str, value: str, field: str, expected: Any) -> None:
@@ -93,6 +108,11 @@ def test_each_variable_sets_its_field(variable: str, value: str, field: str, exp
         ),
         pytest.param(
             {"KUBEARTS_WORKSPACE_PVC": "Work Space"}, r"KUBEARTS_WORKSPACE_PVC=.*name", id="pvc"
+        ),
+        pytest.param(
+            {"KUBEARTS_WORKSPACE_SIZE": "20 GB"},
+            r"KUBEARTS_WORKSPACE_SIZE='20 GB' is not a quantity.*'20Gi'",
+            id="workspace-size",
         ),
         pytest.param(
             {"KUBEARTS_IMAGE_TRAINER": "ghcr.io/x trainer"},
@@ -120,6 +140,26 @@ def test_each_variable_sets_its_field(variable: str, value: str, field: str, exp
         ),
         pytest.param(
             {"KUBEARTS_POOLS": "{cpu: {}}"}, r"KUBEARTS_POOLS is not valid JSON", id="json"
+        ),
+        pytest.param(
+            {"KUBEARTS_GALLERY_RESYNC_SECONDS": "30s"},
+            r"KUBEARTS_GALLERY_RESYNC_SECONDS='30s'.*number of seconds, at least 1",
+            id="resync-unit",
+        ),
+        pytest.param(
+            {"KUBEARTS_GALLERY_RESYNC_SECONDS": "0.5"},
+            r"KUBEARTS_GALLERY_RESYNC_SECONDS='0.5'.*at least 1",
+            id="resync-too-short",
+        ),
+        pytest.param(
+            {"KUBEARTS_GALLERY_RESYNC_SECONDS": "nan"},
+            r"KUBEARTS_GALLERY_RESYNC_SECONDS='nan'",
+            id="resync-nan",
+        ),
+        pytest.param(
+            {"KUBEARTS_GALLERY_RESYNC_SECONDS": "inf"},
+            r"KUBEARTS_GALLERY_RESYNC_SECONDS='inf'",
+            id="resync-infinite",
         ),
     ],
 )

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from dataset_helpers import write_digits
 from moto.server import ThreadedMotoServer
+
+from datagen import write_digits
 
 
 @dataclass

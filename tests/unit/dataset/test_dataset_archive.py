@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dataset_helpers import (
+
+from datagen import (
     image_bytes,
     tar_of,
     tar_of_members,
     zip_of,
     zip_without_utf8_flag,
 )
-
 from kubearts_dataset.archive import detect, unpack, zip_name
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.limits import Limits

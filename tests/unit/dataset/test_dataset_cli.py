@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataset_helpers import (
+
+from conftest import FileServer, Route
+from datagen import (
     DIGITS_CLASSES,
     DIGITS_SAMPLES,
     image_bytes,
@@ -24,8 +26,6 @@ from dataset_helpers import (
     write_digits,
     zip_of,
 )
-
-from conftest import FileServer, Route
 from kubearts_dataset.cli import main
 from kubearts_dataset.errors import EXIT_CODES, Reason
 from kubearts_dataset.result import compact

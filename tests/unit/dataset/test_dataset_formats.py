@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 import pytest
-from dataset_helpers import image_bytes, manifest_lines
 
+from datagen import image_bytes, manifest_lines
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.formats import ManifestEntry, parse_manifest, scan_image_folder, scan_manifest
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataset_helpers import DIGITS_CLASSES, DIGITS_SAMPLES, image_bytes, tar_tree
 
+from datagen import DIGITS_CLASSES, DIGITS_SAMPLES, image_bytes, tar_tree
 from kubearts_dataset.cli import main
 
 PNG = image_bytes()

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from dataset_helpers import image_bytes, noisy_jpeg
 
+from datagen import image_bytes, noisy_jpeg
 from kubearts_dataset.verify import check_file, check_files
 
 

@@ -1,4 +1,4 @@
-"""Builders for the dataset worker's tests: real images, archives and manifests.
+"""Real data for the tests: scikit-learn's digits as image folders, archives, manifests.
 
 ``write_digits`` writes scikit-learn's digits (1797 real 8x8 images of 10 classes, shipped
 with the package) as PNG class folders: the realistic fixture of the dataset tests.

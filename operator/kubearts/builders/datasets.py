@@ -1,0 +1,709 @@
+"""Pure builders for Datasets: the spec checked into a plan, and the plan into manifests.
+
+A Dataset becomes Jobs running the dataset worker image (``images/dataset``, ``python -m
+kubearts_dataset``), each with one container whose result is its termination message:
+
+- one **ingest** Job (``<dataset>-ingest-<run key>``): download, unpack safely, verify every
+  image and install the data in the dataset directory;
+- after it succeeded, one **publish** Job per version (``<dataset>-publish-<version>-<key>``):
+  write the version's immutable train/eval manifests. Versions are separate Jobs so that
+  adding a version to a Dataset publishes just that version, and a failure names it;
+- on deletion with ``deletePolicy: Delete``, one **cleanup** Job removing the directory.
+
+Job names carry a digest of what the Job does, so a changed spec (a fixed sha256, a raised
+limit) gets a new Job while re-running a handler finds the existing one. The digest of what
+defines the data (source, format, storage) is also a label: the operator recognises the
+ingest that produced the data the spec asks for, whatever the limits were.
+
+The default storage is the namespace's workspace claim (:func:`workspace_claim`), at
+``datasets/<name>``. It has no owner: it outlives every Dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, NotRequired, TypedDict
+from urllib.parse import urlsplit
+
+from kubearts.builders.meta import child_labels, child_name, owner_reference
+from kubearts.builders.placement import Placement
+from kubearts.builders.security import container_security_context, pod_security_context
+from kubearts.constants import (
+    DATA_KEY_LABEL,
+    DATASET,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    STEP_LABEL,
+    VERSION_LABEL,
+)
+from kubearts.storage import (
+    PVC_ROOT,
+    EnvVar,
+    StorageLocation,
+    StorageUriError,
+    Volume,
+    VolumeMount,
+    claim_mounts,
+    claim_volumes,
+    parse_storage_uri,
+    s3_credentials_env,
+    workspace_location,
+)
+
+__all__ = [
+    "DatasetPlan",
+    "DatasetSpec",
+    "SpecError",
+    "VersionPlan",
+    "cleanup_job",
+    "gallery_reference",
+    "ingest_job",
+    "plan_dataset",
+    "publish_job",
+    "workspace_claim",
+]
+
+STEP_INGEST: Final = "ingest"
+STEP_PUBLISH: Final = "publish"
+STEP_CLEANUP: Final = "cleanup"
+
+#: Folder of the workspace claim holding data sets, one sub-folder per Dataset.
+WORKSPACE_DATASETS_DIR: Final = "datasets"
+#: Where the worker writes its compact result; Kubernetes turns it into the termination message.
+RESULT_PATH: Final = "/dev/termination-log"
+#: Scratch space of the worker pods (downloads, s3 staging): an emptyDir, the image's HOME.
+SCRATCH_PATH: Final = "/tmp"
+#: Default limits, the CRD's defaults (20 GiB unpacked, a million entries).
+DEFAULT_MAX_BYTES: Final = 20 * 2**30
+DEFAULT_MAX_FILES: Final = 1_000_000
+DEFAULT_GALLERY: Final = "default"
+
+Format = Literal["ImageFolder", "Manifest"]
+FORMATS: Final[tuple[Format, ...]] = ("ImageFolder", "Manifest")
+DeletePolicy = Literal["Retain", "Delete"]
+
+# --- spec shapes -----------------------------------------------------------------------------
+
+
+class SecretRef(TypedDict):
+    name: str
+
+
+class SourceSpec(TypedDict):
+    uri: str
+    secretRef: NotRequired[SecretRef]
+    sha256: NotRequired[str]
+
+
+class StorageSpec(TypedDict, total=False):
+    uri: str
+    secretRef: SecretRef
+    deletePolicy: DeletePolicy
+
+
+class LimitsSpec(TypedDict, total=False):
+    maxBytes: int
+    maxFiles: int
+
+
+class VersionSpec(TypedDict):
+    name: str
+    trainRatio: float
+    seed: NotRequired[int]
+    stratified: NotRequired[bool]
+
+
+class DatasetSpec(TypedDict, total=False):
+    """``spec`` of a Dataset (see crds/kubearts.io_datasets.yaml)."""
+
+    source: SourceSpec
+    format: Format
+    storage: StorageSpec
+    limits: LimitsSpec
+    versions: list[VersionSpec]
+
+
+class SpecError(ValueError):
+    """The spec cannot be acted on: ``field`` names the spec path, ``problem`` and ``fix``
+    what is wrong and how to correct it (the shape ``common.invalid_spec`` reports)."""
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        super().__init__(f"{field}: {problem}; {fix}")
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """Where the data really comes from, after resolving ``gallery://`` entries."""
+
+    uri: str
+    sha256: str | None = None
+    format: Format = "ImageFolder"
+    gallery_entry: str | None = None
+    """``<gallery>/<name>`` when the spec named a gallery entry."""
+
+
+@dataclass(frozen=True)
+class VersionPlan:
+    """One entry of ``spec.versions`` with defaults applied."""
+
+    index: int
+    name: str
+    train_ratio: float
+    seed: int
+    stratified: bool
+
+    @property
+    def field(self) -> str:
+        return f"spec.versions[{self.index}]"
+
+    def key(self, data_key: str) -> str:
+        """Digest of what the publish Job does: the split over the data of ``data_key``."""
+        return _digest(
+            {
+                "data": data_key,
+                "trainRatio": self.train_ratio,
+                "seed": self.seed,
+                "stratified": self.stratified,
+            }
+        )[:8]
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """What a Dataset's spec asks for, checked and with every default applied."""
+
+    name: str
+    namespace: str
+    source: ResolvedSource
+    source_secret: str | None
+    target: StorageLocation
+    storage_secret: str | None
+    uses_workspace: bool
+    max_bytes: int
+    max_files: int
+    delete_policy: DeletePolicy
+    versions: tuple[VersionPlan, ...] = field(default=())
+
+    @property
+    def source_location(self) -> StorageLocation | None:
+        """The parsed source when it is a ``pvc://`` or ``s3://`` location, else None."""
+        scheme = urlsplit(self.source.uri).scheme.lower()
+        if scheme in ("pvc", "s3"):
+            return parse_storage_uri(self.source.uri)
+        return None
+
+    @property
+    def data_key(self) -> str:
+        """Digest of what defines the data: resolved source, checksum, format, target."""
+        return _digest(
+            {
+                "source": self.source.uri,
+                "sha256": self.source.sha256,
+                "format": self.source.format,
+                "target": self.target.uri,
+            }
+        )[:12]
+
+    @property
+    def run_key(self) -> str:
+        """Digest of everything the ingest Job does (the data key plus the limits)."""
+        return _digest(
+            {"data": self.data_key, "maxBytes": self.max_bytes, "maxFiles": self.max_files}
+        )[:10]
+
+    @property
+    def ingest_job_name(self) -> str:
+        return child_name(self.name, f"{STEP_INGEST}-{self.run_key}")
+
+    def publish_job_name(self, version: VersionPlan) -> str:
+        return child_name(self.name, f"{STEP_PUBLISH}-{version.name}-{version.key(self.data_key)}")
+
+    @property
+    def cleanup_job_name(self) -> str:
+        return child_name(self.name, STEP_CLEANUP)
+
+    @property
+    def claims(self) -> dict[str, bool]:
+        """Claims the worker mounts, with whether read-only: the source's read-only, the
+        target's writable (one mount when they are the same claim)."""
+        claims: dict[str, bool] = {}
+        source = self.source_location
+        if source is not None and source.scheme == "pvc":
+            claims[source.claim] = True
+        if self.target.scheme == "pvc":
+            claims[self.target.claim] = False
+        return claims
+
+    @property
+    def credentials_secret(self) -> str | None:
+        """The Secret whose ``AWS_*`` keys the worker gets (source and target share one)."""
+        return self.source_secret or self.storage_secret
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def gallery_reference(uri: str) -> tuple[str, str] | None:
+    """``gallery://<name>`` → (``default``, name); ``gallery://<gallery>/<name>`` → both;
+    None for other schemes. Raises SpecError for a malformed gallery URI."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() != "gallery":
+        return None
+    names = [p for p in (parts.netloc, *parts.path.split("/")) if p]
+    if len(names) == 1:
+        return DEFAULT_GALLERY, names[0]
+    if len(names) == 2:
+        return names[0], names[1]
+    raise SpecError(
+        "spec.source.uri",
+        f"{uri!r} is not a gallery reference",
+        "write gallery://<name> (the default gallery) or gallery://<gallery>/<name>",
+    )
+
+
+def _int(value: Any, default: int, field: str) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(field, f"{value!r} is not a positive whole number", "write e.g. 1000000")
+    return value
+
+
+def _secret_name(ref: Any, field: str) -> str | None:
+    if ref is None:
+        return None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise SpecError(
+            field, "names no Secret", "set secretRef.name to a Secret in this namespace"
+        )
+    return name
+
+
+def _versions(raw: Any) -> tuple[VersionPlan, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        raise SpecError("spec.versions", "is not a list", "write a list of {name, trainRatio}")
+    plans: list[VersionPlan] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        where = f"spec.versions[{index}]"
+        if not isinstance(entry, Mapping):
+            raise SpecError(where, "is not an object", "write {name: v1, trainRatio: 0.8}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"{where}.name", "is missing", "name the version, e.g. v1")
+        if name in seen:
+            raise SpecError(
+                f"{where}.name",
+                f"{name!r} is also spec.versions[{seen[name]}]",
+                "give every version its own name",
+            )
+        seen[name] = index
+        ratio = entry.get("trainRatio")
+        if (
+            isinstance(ratio, bool)
+            or not isinstance(ratio, int | float)
+            or not math.isfinite(ratio)
+            or not 0 < ratio <= 1
+        ):
+            raise SpecError(
+                f"{where}.trainRatio",
+                f"{ratio!r} is not in (0, 1]",
+                "write e.g. 0.8 (80% train, 20% eval), or 1 for an unsplit version",
+            )
+        seed = entry.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SpecError(f"{where}.seed", f"{seed!r} is not a whole number >= 0", "write e.g. 0")
+        stratified = entry.get("stratified", True)
+        if not isinstance(stratified, bool):
+            raise SpecError(f"{where}.stratified", f"{stratified!r} is not a boolean", "write true")
+        plans.append(VersionPlan(index, name, float(ratio), seed, stratified))
+    return tuple(plans)
+
+
+def plan_dataset(
+    name: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    *,
+    workspace_pvc: str,
+    source: ResolvedSource | None = None,
+) -> DatasetPlan:
+    """Check ``spec`` and apply defaults; ``source`` is the resolved ``gallery://`` entry
+    (required for those, ignored otherwise). Raises :class:`SpecError`.
+
+    The API server already enforces the CRD schema; the checks here are what it cannot
+    express (storage URIs, secret combinations), plus the schema's rules again for objects
+    that bypassed it (older CRD versions, direct handler calls in tests).
+    """
+    raw_source = spec.get("source")
+    if not isinstance(raw_source, Mapping) or not isinstance(raw_source.get("uri"), str):
+        raise SpecError("spec.source.uri", "is missing", "set it to the data's location")
+    uri: str = raw_source["uri"]
+    scheme = urlsplit(uri).scheme.lower()
+    spec_sha = raw_source.get("sha256")
+    if spec_sha is not None and (
+        not isinstance(spec_sha, str)
+        or len(spec_sha) != 64
+        or any(c not in "0123456789abcdef" for c in spec_sha)
+    ):
+        raise SpecError(
+            "spec.source.sha256", f"{spec_sha!r} is not a SHA-256", "write 64 lower-case hex digits"
+        )
+    spec_format = spec.get("format", "ImageFolder")
+    if spec_format not in FORMATS:
+        raise SpecError(
+            "spec.format", f"{spec_format!r} is not a format", "use ImageFolder or Manifest"
+        )
+
+    if scheme == "gallery":
+        reference = gallery_reference(uri)
+        if source is None:
+            # Unresolved: enough to know the storage (e.g. for removing it), not to ingest.
+            resolved = ResolvedSource(uri, spec_sha, spec_format, "/".join(reference or ()))
+        else:
+            # An explicit checksum in the spec pins the download even for a gallery entry.
+            resolved = ResolvedSource(
+                source.uri, spec_sha or source.sha256, source.format, source.gallery_entry
+            )
+    elif scheme in ("http", "https"):
+        parts = urlsplit(uri)
+        if not parts.netloc:
+            raise SpecError("spec.source.uri", f"{uri!r} has no host", "write http(s)://host/path")
+        if not parts.path or parts.path.endswith("/"):
+            raise SpecError(
+                "spec.source.uri",
+                f"{uri!r} names a folder; folder listings over http cannot be read",
+                "point at an archive (.tar, .tar.gz, .tgz, .zip) or use an s3:// prefix",
+            )
+        resolved = ResolvedSource(uri, spec_sha, spec_format)
+    elif scheme in ("pvc", "s3"):
+        try:
+            location = parse_storage_uri(uri)
+        except StorageUriError as exc:
+            raise SpecError("spec.source.uri", str(exc), "fix the URI") from None
+        resolved = ResolvedSource(location.uri, spec_sha, spec_format)
+    else:
+        raise SpecError(
+            "spec.source.uri",
+            f"{uri!r} has an unsupported scheme",
+            "use http(s)://, s3://, pvc://<claim>/<path> or gallery://<name>",
+        )
+
+    storage = spec.get("storage") or {}
+    storage_uri = storage.get("uri")
+    if storage_uri:
+        try:
+            target = parse_storage_uri(storage_uri)
+        except StorageUriError as exc:
+            raise SpecError("spec.storage.uri", str(exc), "fix the URI or leave it out") from None
+        if target.scheme == "pvc" and not target.path:
+            # The worker replaces the target's content: a whole claim is too big a blast radius.
+            raise SpecError(
+                "spec.storage.uri",
+                f"{storage_uri!r} is a whole claim",
+                f"name a folder inside it, e.g. pvc://{target.claim}/datasets/{name}",
+            )
+        uses_workspace = False
+    else:
+        target = workspace_location(workspace_pvc, WORKSPACE_DATASETS_DIR, name)
+        uses_workspace = True
+
+    source_secret = _secret_name(raw_source.get("secretRef"), "spec.source.secretRef")
+    storage_secret = _secret_name(storage.get("secretRef"), "spec.storage.secretRef")
+    source_is_s3 = urlsplit(resolved.uri).scheme == "s3"
+    both_s3 = source_is_s3 and target.scheme == "s3"
+    if both_s3 and source_secret and storage_secret and source_secret != storage_secret:
+        # One worker process reads one set of AWS_* variables.
+        raise SpecError(
+            "spec.storage.secretRef",
+            f"differs from spec.source.secretRef ({storage_secret!r} and {source_secret!r})",
+            "use one Secret with access to both buckets, or store the data on a pvc:// target",
+        )
+    if storage_secret and target.scheme != "s3":
+        raise SpecError(
+            "spec.storage.secretRef",
+            "is set but the storage is not an s3:// location",
+            "remove it, or set spec.storage.uri to s3://<bucket>/<prefix>",
+        )
+    unresolved = scheme == "gallery" and source is None
+    if source_secret and not source_is_s3 and not unresolved:
+        # http(s) credentials are not supported by the worker yet, and pvc sources need none.
+        raise SpecError(
+            "spec.source.secretRef",
+            f"is only used for s3:// sources, not {urlsplit(resolved.uri).scheme}://",
+            "remove it (for a private http server, copy the data to s3 or a PVC first)",
+        )
+
+    limits = spec.get("limits") or {}
+    delete_policy = storage.get("deletePolicy", "Retain")
+    if delete_policy not in ("Retain", "Delete"):
+        raise SpecError(
+            "spec.storage.deletePolicy",
+            f"{delete_policy!r} is not a policy",
+            "use Retain or Delete",
+        )
+    return DatasetPlan(
+        name=name,
+        namespace=namespace,
+        source=resolved,
+        source_secret=source_secret,
+        target=target,
+        storage_secret=storage_secret,
+        uses_workspace=uses_workspace,
+        max_bytes=_int(limits.get("maxBytes"), DEFAULT_MAX_BYTES, "spec.limits.maxBytes"),
+        max_files=_int(limits.get("maxFiles"), DEFAULT_MAX_FILES, "spec.limits.maxFiles"),
+        delete_policy=delete_policy,
+        versions=_versions(spec.get("versions")),
+    )
+
+
+# --- manifests -------------------------------------------------------------------------------
+
+
+def _target_arg(plan: DatasetPlan) -> str:
+    # The worker understands pvc:// itself (with --pvc-root); pass the URI, not a path, so
+    # its messages and results name the location the way the user wrote it.
+    return plan.target.uri
+
+
+def _worker_env(plan: DatasetPlan) -> list[EnvVar]:
+    env: list[EnvVar] = [
+        {"name": "KUBEARTS_PVC_ROOT", "value": PVC_ROOT},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "HOME", "value": SCRATCH_PATH},
+    ]
+    secret = plan.credentials_secret
+    if secret:
+        env.extend(s3_credentials_env(secret))
+    return env
+
+
+def _job(
+    plan: DatasetPlan,
+    owner: Mapping[str, Any],
+    *,
+    name: str,
+    step: str,
+    image: str,
+    args: list[str],
+    placement: Placement,
+    claims: Mapping[str, bool],
+    extra_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    labels = child_labels(DATASET, plan.name, **{STEP_LABEL: step, **(extra_labels or {})})
+    volumes: list[Volume] = [{"name": "scratch", "emptyDir": {}}, *claim_volumes(claims)]
+    mounts: list[VolumeMount] = [
+        {"name": "scratch", "mountPath": SCRATCH_PATH, "readOnly": False},
+        *claim_mounts(claims),
+    ]
+    container: dict[str, Any] = {
+        "name": step,
+        "image": image,
+        # No command: the image's entrypoint is `python -m kubearts_dataset`.
+        "args": args,
+        "env": _worker_env(plan),
+        "resources": placement["resources"],
+        "securityContext": container_security_context(),
+        "volumeMounts": mounts,
+        "terminationMessagePath": RESULT_PATH,
+        # The worker always writes its result; if it dies before that, the log's tail
+        # still explains why.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        # The worker never talks to the API server.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if placement["nodeSelector"]:
+        pod_spec["nodeSelector"] = placement["nodeSelector"]
+    if placement["tolerations"]:
+        pod_spec["tolerations"] = placement["tolerations"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": plan.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(DATASET, owner)],
+        },
+        "spec": {
+            # The worker retries transfers itself; a failed run has a reason that another
+            # identical run would not change.
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def ingest_job(
+    plan: DatasetPlan, owner: Mapping[str, Any], *, image: str, placement: Placement
+) -> dict[str, Any]:
+    """The Job that downloads, verifies and installs the data (``ingest``)."""
+    args = [
+        "ingest",
+        "--source",
+        plan.source.uri,
+        "--target",
+        _target_arg(plan),
+        "--format",
+        plan.source.format,
+        "--max-bytes",
+        str(plan.max_bytes),
+        "--max-files",
+        str(plan.max_files),
+        "--pvc-root",
+        PVC_ROOT,
+        "--work-dir",
+        SCRATCH_PATH,
+        "--result",
+        RESULT_PATH,
+    ]
+    if plan.source.sha256:
+        args += ["--sha256", plan.source.sha256]
+    return _job(
+        plan,
+        owner,
+        name=plan.ingest_job_name,
+        step=STEP_INGEST,
+        image=image,
+        args=args,
+        placement=placement,
+        claims=plan.claims,
+        extra_labels={DATA_KEY_LABEL: plan.data_key},
+    )
+
+
+def publish_job(
+    plan: DatasetPlan,
+    version: VersionPlan,
+    owner: Mapping[str, Any],
+    *,
+    image: str,
+    placement: Placement,
+) -> dict[str, Any]:
+    """The Job that publishes ``version`` of the ingested data (``publish``)."""
+    args = [
+        "publish",
+        "--dataset",
+        _target_arg(plan),
+        "--version",
+        version.name,
+        "--train-ratio",
+        repr(version.train_ratio),
+        "--seed",
+        str(version.seed),
+        "--stratified" if version.stratified else "--no-stratified",
+        "--pvc-root",
+        PVC_ROOT,
+        "--result",
+        RESULT_PATH,
+    ]
+    claims = {plan.target.claim: False} if plan.target.scheme == "pvc" else {}
+    return _job(
+        plan,
+        owner,
+        name=plan.publish_job_name(version),
+        step=STEP_PUBLISH,
+        image=image,
+        args=args,
+        placement=placement,
+        claims=claims,
+        extra_labels={DATA_KEY_LABEL: plan.data_key, VERSION_LABEL: version.name},
+    )
+
+
+# Removes a dataset directory, local or on s3, but only one the worker made (it holds
+# .kubearts/ingest.json): a mistyped storage URI must not wipe someone else's files.
+# The dataset image has no removal command; this uses its libraries.
+CLEANUP_SCRIPT: Final = """\
+import shutil, sys
+target = sys.argv[1]
+marker = ".kubearts/ingest.json"
+if target.startswith("s3://"):
+    from kubearts_dataset.download import RetryPolicy
+    from kubearts_dataset.s3 import make_client
+    bucket, _, prefix = target[len("s3://"):].partition("/")
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    client = make_client(RetryPolicy())
+    try:
+        client.head_object(Bucket=bucket, Key=prefix + marker)
+    except Exception as exc:
+        print(f"{target} holds no data set ({exc}); nothing removed")
+        sys.exit(0)
+    removed = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            removed += len(keys)
+    print(f"removed {removed} objects below {target}")
+else:
+    import os
+    if not os.path.isfile(os.path.join(target, marker)):
+        print(f"{target} holds no data set; nothing removed")
+        sys.exit(0)
+    shutil.rmtree(target)
+    print(f"removed {target}")
+"""
+
+
+def cleanup_job(
+    plan: DatasetPlan, owner: Mapping[str, Any], *, image: str, placement: Placement
+) -> dict[str, Any]:
+    """The Job that removes the stored data (``deletePolicy: Delete``)."""
+    target = plan.target.local_path or plan.target.uri
+    claims = {plan.target.claim: False} if plan.target.scheme == "pvc" else {}
+    job = _job(
+        plan,
+        owner,
+        name=plan.cleanup_job_name,
+        step=STEP_CLEANUP,
+        image=image,
+        args=["-c", CLEANUP_SCRIPT, target],
+        placement=placement,
+        claims=claims,
+    )
+    # The image's entrypoint runs the worker; the cleanup is a script of its own.
+    job["spec"]["template"]["spec"]["containers"][0]["command"] = ["python"]
+    return job
+
+
+def workspace_claim(namespace: str, name: str, size: str) -> dict[str, Any]:
+    """The namespace's workspace PVC, from the default StorageClass (no storageClassName).
+
+    Deliberately without an owner reference: data sets, training outputs and models of
+    many objects live in it, and deleting any one of them must not delete the claim.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+        },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}},
+        },
+    }

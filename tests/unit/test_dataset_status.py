@@ -1,0 +1,210 @@
+"""The pure part of kubearts.handlers.datasets: the worker's results and logs turned into
+Dataset status, and the immutability of published versions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kubearts.builders.datasets import VersionPlan, plan_dataset
+from kubearts.handlers.datasets import (
+    EXIT_REASONS,
+    failure_updates,
+    ingest_fields,
+    progress_from_log,
+    result_from_log,
+    version_conflicts,
+    version_entry,
+)
+from kubearts_dataset.errors import EXIT_CODES
+
+PLAN = plan_dataset(
+    "digits",
+    "ml",
+    {"source": {"uri": "https://x/digits.tgz"}},
+    workspace_pvc="kubearts-workspace",
+)
+
+
+def test_exit_codes_match_the_workers_contract() -> None:
+    assert {code: reason for reason, code in EXIT_CODES.items()} == dict(EXIT_REASONS)
+
+
+@pytest.mark.parametrize(
+    ("reason", "downloaded", "verified"),
+    [
+        pytest.param("DownloadFailed", ("False", "DownloadFailed"), ("False", "NotVerified")),
+        pytest.param("ChecksumMismatch", ("False", "ChecksumMismatch"), ("False", "NotVerified")),
+        pytest.param("LimitExceeded", ("False", "LimitExceeded"), ("False", "NotVerified")),
+        pytest.param("UnsafeArchive", ("True", "Downloaded"), ("False", "UnsafeArchive")),
+        pytest.param("NoImagesFound", ("True", "Downloaded"), ("False", "NoImagesFound")),
+        pytest.param("InvalidTarget", ("False", "InvalidTarget"), ("False", "NotVerified")),
+    ],
+)
+def test_a_failure_fails_the_stage_it_happened_in(
+    reason: str, downloaded: tuple[str, str], verified: tuple[str, str]
+) -> None:
+    updates = {u.type: u for u in failure_updates({"reason": reason, "message": "why and fix"})}
+    assert (updates["Downloaded"].status, updates["Downloaded"].reason) == downloaded
+    assert (updates["Verified"].status, updates["Verified"].reason) == verified
+    ready = updates["Ready"]
+    assert (ready.status, ready.reason, ready.message) == ("False", reason, "why and fix")
+
+
+def test_ingest_results_become_status_fields() -> None:
+    result = {
+        "status": "Succeeded",
+        "sampleCount": 12,
+        "classCount": 2,
+        "classes": {"玫瑰": 7, "daisy": 5},
+        "sizeBytes": 3000,
+        "digest": "sha256:ab",
+        "archiveBytes": 2500,
+        "invalidCount": 150,
+        "invalidFiles": [{"path": f"x/{i}.jpg", "reason": "truncated"} for i in range(150)],
+    }
+    fields = ingest_fields(result, PLAN)
+    assert fields["location"] == "pvc://kubearts-workspace/datasets/digits"
+    assert fields["classes"] == ["daisy", "玫瑰"]
+    assert (fields["sampleCount"], fields["classCount"], fields["sizeBytes"]) == (12, 2, 3000)
+    assert fields["invalidFileCount"] == 150
+    assert len(fields["invalidFiles"]) == 100
+    assert fields["progress"] == {"bytes": 2500, "files": 162, "totalFiles": 162}
+
+
+RECORD: dict[str, Any] = {
+    "status": "Succeeded",
+    "name": "v1",
+    "trainRatio": 0.8,
+    "seed": 7,
+    "stratified": True,
+    "split": True,
+    "trainCount": 8,
+    "evalCount": 2,
+    "testCount": 0,
+    "classes": {"a": {"train": 4, "eval": 1, "test": 0}, "b": {"train": 4, "eval": 1, "test": 0}},
+    "warnings": [],
+    "manifests": {
+        "train": ".kubearts/versions/v1/train.jsonl",
+        "eval": ".kubearts/versions/v1/eval.jsonl",
+    },
+    "manifestDigest": "sha256:cd",
+}
+
+
+def test_a_published_version_records_counts_and_manifest_locations() -> None:
+    entry = version_entry(RECORD, PLAN, "2025-01-02T03:04:05Z")
+    base = "pvc://kubearts-workspace/datasets/digits/.kubearts/versions/v1/"
+    assert entry == {
+        "name": "v1",
+        "trainRatio": 0.8,
+        "seed": 7,
+        "stratified": True,
+        "split": True,
+        "trainCount": 8,
+        "evalCount": 2,
+        "perClass": {"a": {"train": 4, "eval": 1}, "b": {"train": 4, "eval": 1}},
+        "manifests": {"train": base + "train.jsonl", "eval": base + "eval.jsonl"},
+        "manifestDigest": "sha256:cd",
+        "published": True,
+        "publishTime": "2025-01-02T03:04:05Z",
+        "warnings": [],
+    }
+
+
+def test_an_unsplit_version_says_so_and_has_no_eval_list() -> None:
+    record = {**RECORD, "trainRatio": 1.0, "split": False, "trainCount": 10, "evalCount": 0}
+    entry = version_entry(record, PLAN, None)
+    assert entry["split"] is False
+    assert entry["trainRatio"] == 1.0
+    assert set(entry["manifests"]) == {"train"}
+
+
+PUBLISHED = {"v1": {"name": "v1", "trainRatio": 0.8, "seed": 7, "stratified": True}}
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        pytest.param(VersionPlan(0, "v1", 0.8, 7, True), None, id="unchanged"),
+        pytest.param(VersionPlan(0, "v2", 0.5, 1, False), None, id="new-version"),
+        pytest.param(
+            VersionPlan(0, "v1", 0.7, 7, True),
+            "spec.versions[0] (v1): trainRatio 0.7 (published 0.8)",
+            id="ratio",
+        ),
+        pytest.param(
+            VersionPlan(2, "v1", 0.8, 8, True),
+            "spec.versions[2] (v1): seed 8 (published 7)",
+            id="seed",
+        ),
+        pytest.param(
+            VersionPlan(0, "v1", 0.8, 7, False),
+            "spec.versions[0] (v1): stratified false (published true)",
+            id="stratified",
+        ),
+    ],
+)
+def test_changing_a_published_split_is_a_conflict(
+    version: VersionPlan, problem: str | None
+) -> None:
+    conflicts = version_conflicts([version], PUBLISHED)
+    if problem is None:
+        assert conflicts == []
+    else:
+        assert len(conflicts) == 1
+        assert conflicts[0].startswith(problem)
+        assert "new version" in conflicts[0]
+
+
+def _line(event: dict[str, Any]) -> str:
+    return json.dumps(event)
+
+
+def test_progress_is_the_last_progress_line_among_other_output() -> None:
+    log = "\n".join(
+        [
+            _line(
+                {
+                    "event": "progress",
+                    "phase": "download",
+                    "bytes": 10,
+                    "totalBytes": 100,
+                    "files": 0,
+                    "totalFiles": None,
+                }
+            ),
+            "2025-01-01 INFO kubearts_dataset: downloading",
+            _line(
+                {
+                    "event": "progress",
+                    "phase": "verify",
+                    "bytes": 0,
+                    "totalBytes": None,
+                    "files": 30,
+                    "totalFiles": 90,
+                }
+            ),
+            "{not json",
+        ]
+    )
+    assert progress_from_log(log) == {
+        "phase": "verify",
+        "bytes": 0,
+        "totalBytes": None,
+        "files": 30,
+        "totalFiles": 90,
+    }
+    assert progress_from_log("no json here\n") is None
+
+
+def test_the_full_result_is_read_from_the_log() -> None:
+    log = (
+        _line({"event": "progress", "phase": "verify"})
+        + "\n"
+        + _line({"event": "result", "status": "Succeeded", "classes": {"a": 1}})
+    )
+    assert result_from_log(log) == {"status": "Succeeded", "classes": {"a": 1}}
+    assert result_from_log("") is None
