@@ -16,14 +16,11 @@ uninstalls it afterwards. Two choices keep the shared cluster intact for other t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 import helm_python as helm
@@ -51,18 +48,7 @@ INSTALL_TIMEOUT_S = 120
 GONE_TIMEOUT_S = 60
 
 
-def _load_pss() -> ModuleType:
-    """tests/pss.py by path: tests/ is a folder of test modules, not a package."""
-    spec = importlib.util.spec_from_file_location("kubearts_pss", REPO_ROOT / "tests" / "pss.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("kubearts_pss", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-pss = _load_pss()
+import pss  # noqa: E402
 
 
 class Kube(Protocol):

@@ -12,13 +12,9 @@ client-side checks are off so the message comes from the server.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 import pytest
@@ -27,19 +23,7 @@ import yaml
 pytestmark = pytest.mark.cluster
 
 
-def _load_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_module(
-    "kubearts_crd_manifests", Path(__file__).parent / "crd_cases" / "crd_manifests.py"
-)
+import crdkit as cases  # noqa: E402
 
 #: Dry runs store nothing, so they need no namespace of their own.
 DRY_RUN_NAMESPACE = "default"

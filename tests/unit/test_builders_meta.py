@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+import pss
 from kubearts.builders.meta import child_labels, child_name, owner_reference
 from kubearts.builders.placement import build_placement
 from kubearts.builders.security import container_security_context, pod_security_context
 from kubearts.config import DEFAULT_POOLS
 from kubearts.constants import DATASET, TRAINING_JOB
-
-
-def _load_pss() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "pss.py"
-    spec = importlib.util.spec_from_file_location("kubearts_pss_for_builders", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_owner_reference_points_at_the_owner_as_controller() -> None:
@@ -72,7 +60,7 @@ def test_long_child_names_are_cut_with_a_distinguishing_hash() -> None:
 
 
 def test_pod_with_builders_output_meets_the_restricted_standard() -> None:
-    pss = _load_pss()
+
     placement = build_placement("gpu", 1, DEFAULT_POOLS)
     pod_spec: dict[str, Any] = {
         "securityContext": pod_security_context(),
@@ -91,7 +79,7 @@ def test_pod_with_builders_output_meets_the_restricted_standard() -> None:
 
 
 def test_container_context_alone_meets_the_restricted_standard() -> None:
-    pss = _load_pss()
+
     pod_spec = {
         "containers": [{"name": "c", "image": "i", "securityContext": container_security_context()}]
     }

@@ -7,13 +7,10 @@ hack/sync_chart_crds.py, which keeps the chart's CRD copies equal to crds/.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import helm_python as helm
@@ -31,19 +28,8 @@ RELEASE = "kubearts"
 NAMESPACE = "kubearts-system"
 
 
-def _load_module(name: str, path: Path) -> ModuleType:
-    """Import a file by path: tests/ and hack/ are folders of scripts, not packages."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pss = _load_module("kubearts_pss", REPO_ROOT / "tests" / "pss.py")
-sync = _load_module("kubearts_sync_chart_crds", REPO_ROOT / "hack" / "sync_chart_crds.py")
+import pss  # noqa: E402
+import sync_chart_crds as sync  # noqa: E402
 
 Manifest = dict[str, Any]
 

@@ -10,32 +10,14 @@ broken example or a case that no longer fails is caught without a cluster.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-
-def _load_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_module(
-    "kubearts_crd_manifests",
-    Path(__file__).resolve().parents[1] / "cluster" / "crd_cases" / "crd_manifests.py",
-)
+import crdkit as cases
 
 CRDS: dict[str, dict[str, Any]] = cases.load_crds()
 EXAMPLES: dict[str, list[dict[str, Any]]] = cases.load_examples()

@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 CRD_DIR = ROOT / "crds"
 EXAMPLES_DIR = ROOT / "examples"
 API_DOC = ROOT / "docs" / "api.md"
-CASES_DIR = Path(__file__).resolve().parent
+CASES_DIR = ROOT / "tests" / "cluster" / "crd_cases"
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
