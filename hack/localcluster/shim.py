@@ -82,11 +82,16 @@ def _enter(spec: dict) -> None:
     hostname = spec.get("hostname", "").encode()
     if hostname:
         _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
-    for m in spec.get("mounts", []):
+    mounts = spec.get("mounts", [])
+    # Open every source before mounting anything: a mount at /tmp (an emptyDir, say) would
+    # otherwise hide the sources of later mounts when the cluster's state lives under /tmp.
+    sources = [os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in mounts]
+    for m, fd in zip(mounts, sources, strict=True):
         _make_mountpoint(m["target"], m.get("isFile", False))
-        _mount(m["source"], m["target"], MS_BIND | MS_REC)
+        _mount(f"/proc/self/fd/{fd}", m["target"], MS_BIND | MS_REC)
         if m.get("readOnly"):
             _mount(None, m["target"], MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+        os.close(fd)
 
 
 def _drop_privileges(spec: dict) -> None:

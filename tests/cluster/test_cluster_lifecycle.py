@@ -14,6 +14,11 @@ from clusterkit import Kube, wait_for
 from localcluster import cluster, controlplane, network
 
 MARKER = "kubearts-lifecycle-marker"
+SCRIPT = (
+    "import time; points = {line.split()[4] for line in open('/proc/self/mountinfo')}; "
+    "print('mounted', '/tmp' in points, '/kubearts-lifecycle-test' in points, flush=True); "
+    "time.sleep(600)"
+)
 
 
 @pytest.fixture
@@ -40,17 +45,27 @@ def test_two_clusters_do_not_collide_and_down_cleans_up(kube: Kube, second_clust
                     {
                         "name": "main",
                         "image": "python:3.11",
-                        "command": ["python3", "-c", "import time; time.sleep(600)", MARKER],
+                        "command": ["python3", "-c", SCRIPT, MARKER],
+                        # /tmp first: this cluster's state lives under /tmp, so the
+                        # next mount's source must still be found (opened up front).
                         "volumeMounts": [
-                            {"name": "scratch", "mountPath": "/kubearts-lifecycle-test"}
+                            {"name": "tmp", "mountPath": "/tmp"},
+                            {"name": "scratch", "mountPath": "/kubearts-lifecycle-test"},
                         ],
                     }
                 ],
-                "volumes": [{"name": "scratch", "emptyDir": {}}],
+                "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "scratch", "emptyDir": {}}],
             },
         }
     )
-    second_cluster.wait_pod_phase("busy", "default", ("Running",))
+    wait_for(
+        lambda: (
+            "mounted True True"
+            in second_cluster.kubectl("logs", "busy", "-n", "default", check=False).stdout
+        ),
+        60,
+        "the pod to run with both volumes mounted",
+    )
     pids = [
         controlplane.read_pid(second, name) for name in (*controlplane.COMPONENTS, cluster.AGENT)
     ]
