@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict, cast, get_args
 
@@ -58,6 +59,18 @@ class Condition(TypedDict):
 # ',', ':' and '_' inside, at most 1024 characters.
 _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
 _TYPE = re.compile(r"^([a-z0-9.-]+/)?[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ConditionUpdate:
+    """One condition to set: the type and the values it should have now."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
 _STATUSES: frozenset[str] = frozenset(get_args(ConditionStatus))
 
 

@@ -8,7 +8,8 @@ Two kinds of storage hold data sets, training outputs and models:
 - ``s3://<bucket>/<prefix>``: an S3 or S3-compatible store, reached with the credentials of
   a Secret as the standard ``AWS_*`` environment variables.
 
-Sources may also be ``http(s)://`` (no volume, no credentials here). Everything in this
+Sources may also be ``http(s)://`` (no volume; a Secret's ``Authorization`` key, when given,
+becomes the request header through :func:`http_authorization_env`). Everything in this
 module is pure: URIs in, manifest fragments out. The workspace (the namespace's default
 storage) is just a claim: :func:`workspace_location` names a path in it.
 """
@@ -23,6 +24,8 @@ from typing import Final, Literal, NotRequired, TypedDict
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
+    "HTTP_AUTHORIZATION_ENV",
+    "HTTP_AUTHORIZATION_KEY",
     "PVC_ROOT",
     "EnvVar",
     "StorageLocation",
@@ -31,6 +34,7 @@ __all__ = [
     "VolumeMount",
     "claim_mounts",
     "claim_volumes",
+    "http_authorization_env",
     "mount_path",
     "parse_storage_uri",
     "s3_credentials_env",
@@ -53,6 +57,11 @@ S3_SECRET_KEYS: Final[Mapping[str, bool]] = {
     "AWS_ENDPOINT_URL": False,
     "AWS_REGION": False,
 }
+
+#: Key of an ``http(s)://`` source's Secret holding the full ``Authorization`` header value.
+HTTP_AUTHORIZATION_KEY: Final = "Authorization"
+#: The dataset worker's variable for that header (images/dataset README).
+HTTP_AUTHORIZATION_ENV: Final = "KUBEARTS_HTTP_AUTHORIZATION"
 
 
 class StorageUriError(ValueError):
@@ -241,4 +250,24 @@ def s3_credentials_env(secret_name: str) -> list[EnvVar]:
             },
         }
         for key, required in S3_SECRET_KEYS.items()
+    ]
+
+
+def http_authorization_env(secret_name: str) -> list[EnvVar]:
+    """The worker's ``Authorization`` header for an http(s) download, from the Secret's key
+    of that name. Required: a Secret named for an http source exists only to hold it.
+
+    Referenced, never copied, like the S3 credentials: the value is in no manifest.
+    """
+    return [
+        {
+            "name": HTTP_AUTHORIZATION_ENV,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": secret_name,
+                    "key": HTTP_AUTHORIZATION_KEY,
+                    "optional": False,
+                }
+            },
+        }
     ]

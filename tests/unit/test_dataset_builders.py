@@ -208,10 +208,10 @@ def test_versions_get_the_crd_defaults() -> None:
             id="duplicate-version",
         ),
         pytest.param(
-            {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "s"}}},
+            {"source": {"uri": "pvc://camera/raw", "secretRef": {"name": "s"}}},
             "spec.source.secretRef",
             "remove it",
-            id="http-secret",
+            id="pvc-source-secret",
         ),
         pytest.param(
             {**HTTP, "storage": {"uri": "pvc://data/x", "secretRef": {"name": "s"}}},
@@ -337,6 +337,43 @@ def test_an_s3_source_gets_the_secrets_credentials() -> None:
     )
 
 
+def _secret_env(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The container's variables that come from Secrets, with their key selectors."""
+    env = container(job)["env"]
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+
+
+def test_an_http_sources_secret_becomes_the_authorization_header_of_the_download() -> None:
+    spec = {
+        "source": {"uri": "https://data.example/private.tgz", "secretRef": {"name": "token"}},
+        "versions": [{"name": "v1", "trainRatio": 0.8}],
+    }
+    result = plan(spec)
+    assert _secret_env(ingest_job(result, OWNER, image=IMAGE, placement=PLACEMENT)) == {
+        "KUBEARTS_HTTP_AUTHORIZATION": {"name": "token", "key": "Authorization", "optional": False}
+    }
+    # Publishing and removing never reach the source: they do not depend on its Secret.
+    publish = publish_job(result, result.versions[0], OWNER, image=IMAGE, placement=PLACEMENT)
+    assert _secret_env(publish) == {}
+    assert _secret_env(cleanup_job(result, OWNER, image=IMAGE, placement=PLACEMENT)) == {}
+
+
+def test_an_http_source_and_an_s3_target_each_use_their_own_secret() -> None:
+    spec = {
+        "source": {"uri": "https://data.example/private.tgz", "secretRef": {"name": "token"}},
+        "storage": {"uri": "s3://bucket/flowers", "secretRef": {"name": "s3-creds"}},
+    }
+    env = _secret_env(ingest_job(plan(spec), OWNER, image=IMAGE, placement=PLACEMENT))
+    assert env.pop("KUBEARTS_HTTP_AUTHORIZATION")["name"] == "token"
+    assert {selector["name"] for selector in env.values()} == {"s3-creds"}
+    assert set(env) == {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+    }
+
+
 def test_dataset_pods_run_in_the_cpu_pool() -> None:
     pools = {
         "cpu": PoolConfig(
@@ -390,15 +427,27 @@ def test_a_changed_split_is_another_publish_job() -> None:
     assert first.publish_job_name(first.versions[0]) != second.publish_job_name(second.versions[0])
 
 
-def test_the_cleanup_job_removes_the_dataset_directory() -> None:
-    job = cleanup_job(plan(HTTP), OWNER, image=IMAGE, placement=PLACEMENT)
+@pytest.mark.parametrize(
+    ("storage", "claims"),
+    [
+        pytest.param({}, {"/mnt/pvc/kubearts-workspace": False}, id="workspace"),
+        pytest.param({"uri": "s3://bucket/datasets/flowers"}, {}, id="s3"),
+    ],
+)
+def test_the_cleanup_job_runs_the_workers_remove_on_the_target(
+    storage: dict[str, str], claims: dict[str, bool]
+) -> None:
+    result = plan({**HTTP, "storage": {**storage, "deletePolicy": "Delete"}})
+    job = cleanup_job(result, OWNER, image=IMAGE, placement=PLACEMENT)
     main = container(job)
-    assert main["command"] == ["python"]
-    assert main["args"][0] == "-c"
-    assert main["args"][2] == "/mnt/pvc/kubearts-workspace/datasets/flowers"
-    # Only a folder holding a data set is removed.
-    assert ".kubearts/ingest.json" in main["args"][1]
-    compile(main["args"][1], "cleanup", "exec")
+    assert "command" not in main  # the image's entrypoint: python -m kubearts_dataset
+    # The worker refuses a target without .kubearts/ingest.json: foreign data stays.
+    assert main["args"][:3] == ["remove", "--dataset", result.target.uri]
+    assert arg(main["args"], "--pvc-root") == "/mnt/pvc"
+    assert arg(main["args"], "--result") == main["terminationMessagePath"]
+    mounts = {m["mountPath"]: m["readOnly"] for m in main["volumeMounts"]}
+    assert mounts == {"/tmp": False, **claims}
+    assert job["metadata"]["name"] == "flowers-cleanup"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""The pure part of kubearts.handlers.datasets: the worker's results and logs turned into
-Dataset status, and the immutability of published versions."""
+"""kubearts.datasets, the pure part of the Dataset reconciliation: the worker's results and
+logs turned into Dataset status, and the immutability of published versions."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from kubearts.builders.datasets import VersionPlan, plan_dataset
-from kubearts.handlers.datasets import (
+from kubearts.datasets import (
     EXIT_REASONS,
+    SecretNeed,
     failure_updates,
     ingest_fields,
     progress_from_log,
     result_from_log,
+    secret_needs,
+    secret_problem,
     version_conflicts,
     version_entry,
 )
@@ -208,3 +211,73 @@ def test_the_full_result_is_read_from_the_log() -> None:
     )
     assert result_from_log(log) == {"status": "Succeeded", "classes": {"a": 1}}
     assert result_from_log("") is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "needs"),
+    [
+        pytest.param(
+            {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}}},
+            [SecretNeed("token", "spec.source.secretRef", ("Authorization",))],
+            id="http-source",
+        ),
+        pytest.param(
+            {"source": {"uri": "s3://data/a.tgz", "secretRef": {"name": "creds"}}},
+            [
+                SecretNeed(
+                    "creds",
+                    "spec.source.secretRef",
+                    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+                )
+            ],
+            id="s3-source",
+        ),
+        pytest.param(
+            {
+                "source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}},
+                "storage": {"uri": "s3://out/flowers", "secretRef": {"name": "creds"}},
+            },
+            [
+                SecretNeed(
+                    "creds",
+                    "spec.storage.secretRef",
+                    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+                ),
+                SecretNeed("token", "spec.source.secretRef", ("Authorization",)),
+            ],
+            id="http-source-s3-target",
+        ),
+        pytest.param({"source": {"uri": "https://x/a.tgz"}}, [], id="public"),
+    ],
+)
+def test_the_secrets_a_dataset_reads_and_the_keys_they_need(
+    spec: dict[str, Any], needs: list[SecretNeed]
+) -> None:
+    plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
+    assert secret_needs(plan) == needs
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        pytest.param(
+            None,
+            "spec.source.secretRef: Secret 'token' does not exist in namespace ml; create it "
+            "with Authorization",
+            id="missing-secret",
+        ),
+        pytest.param(
+            {"data": {"token": "eA=="}},
+            "spec.source.secretRef: Secret 'token' has no Authorization; add the key",
+            id="missing-key",
+        ),
+        pytest.param({"stringData": {"Authorization": "Bearer x"}}, None, id="complete"),
+    ],
+)
+def test_a_secret_without_the_needed_key_is_waited_for_with_the_fix(
+    secret: dict[str, Any] | None, message: str | None
+) -> None:
+    spec = {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}}}
+    plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
+    problem = secret_problem(plan, secret_needs(plan)[0], secret)
+    assert (problem.message if problem else None) == message

@@ -8,7 +8,8 @@ kubearts_dataset``), each with one container whose result is its termination mes
 - after it succeeded, one **publish** Job per version (``<dataset>-publish-<version>-<key>``):
   write the version's immutable train/eval manifests. Versions are separate Jobs so that
   adding a version to a Dataset publishes just that version, and a failure names it;
-- on deletion with ``deletePolicy: Delete``, one **cleanup** Job removing the directory.
+- on deletion with ``deletePolicy: Delete``, one **cleanup** Job removing the directory
+  (``remove``).
 
 Job names carry a digest of what the Job does, so a changed spec (a fixed sha256, a raised
 limit) gets a new Job while re-running a handler finds the existing one. The digest of what
@@ -49,6 +50,7 @@ from kubearts.storage import (
     VolumeMount,
     claim_mounts,
     claim_volumes,
+    http_authorization_env,
     parse_storage_uri,
     s3_credentials_env,
     workspace_location,
@@ -245,9 +247,24 @@ class DatasetPlan:
         return claims
 
     @property
-    def credentials_secret(self) -> str | None:
-        """The Secret whose ``AWS_*`` keys the worker gets (source and target share one)."""
-        return self.source_secret or self.storage_secret
+    def s3_secret(self) -> str | None:
+        """The Secret whose ``AWS_*`` keys the worker gets: the source's for an ``s3://``
+        source (an s3 target shares it, one process reads one set of variables), else the
+        storage's."""
+        scheme = urlsplit(self.source.uri).scheme
+        if scheme == "s3":
+            return self.source_secret or self.storage_secret
+        if scheme == "gallery":
+            # Unresolved (only to remove the data): the entry may be an s3 source.
+            return self.storage_secret or self.source_secret
+        return self.storage_secret
+
+    @property
+    def authorization_secret(self) -> str | None:
+        """The Secret whose ``Authorization`` key is the header of an ``http(s)://`` download."""
+        if urlsplit(self.source.uri).scheme in ("http", "https"):
+            return self.source_secret
+        return None
 
 
 def _digest(data: Mapping[str, Any]) -> str:
@@ -439,13 +456,12 @@ def plan_dataset(
             "is set but the storage is not an s3:// location",
             "remove it, or set spec.storage.uri to s3://<bucket>/<prefix>",
         )
-    unresolved = scheme == "gallery" and source is None
-    if source_secret and not source_is_s3 and not unresolved:
-        # http(s) credentials are not supported by the worker yet, and pvc sources need none.
+    if source_secret and urlsplit(resolved.uri).scheme == "pvc":
+        # A claim is mounted, not logged in to: a Secret would be ignored silently.
         raise SpecError(
             "spec.source.secretRef",
-            f"is only used for s3:// sources, not {urlsplit(resolved.uri).scheme}://",
-            "remove it (for a private http server, copy the data to s3 or a PVC first)",
+            "is set but pvc:// sources need no credentials",
+            "remove it (the claim is mounted into the worker's pod)",
         )
 
     limits = spec.get("limits") or {}
@@ -480,15 +496,21 @@ def _target_arg(plan: DatasetPlan) -> str:
     return plan.target.uri
 
 
-def _worker_env(plan: DatasetPlan) -> list[EnvVar]:
+def _worker_env(plan: DatasetPlan, *, downloads: bool = False) -> list[EnvVar]:
+    """The worker's environment: settings, and credentials referenced from Secrets.
+
+    Only the ingest Job (``downloads``) gets the http ``Authorization`` header: publishing
+    and cleaning up never reach the source, and should not depend on its Secret.
+    """
     env: list[EnvVar] = [
         {"name": "KUBEARTS_PVC_ROOT", "value": PVC_ROOT},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "HOME", "value": SCRATCH_PATH},
     ]
-    secret = plan.credentials_secret
-    if secret:
-        env.extend(s3_credentials_env(secret))
+    if plan.s3_secret:
+        env.extend(s3_credentials_env(plan.s3_secret))
+    if downloads and plan.authorization_secret:
+        env.extend(http_authorization_env(plan.authorization_secret))
     return env
 
 
@@ -503,6 +525,7 @@ def _job(
     placement: Placement,
     claims: Mapping[str, bool],
     extra_labels: Mapping[str, str] | None = None,
+    downloads: bool = False,
 ) -> dict[str, Any]:
     labels = child_labels(DATASET, plan.name, **{STEP_LABEL: step, **(extra_labels or {})})
     volumes: list[Volume] = [{"name": "scratch", "emptyDir": {}}, *claim_volumes(claims)]
@@ -515,7 +538,7 @@ def _job(
         "image": image,
         # No command: the image's entrypoint is `python -m kubearts_dataset`.
         "args": args,
-        "env": _worker_env(plan),
+        "env": _worker_env(plan, downloads=downloads),
         "resources": placement["resources"],
         "securityContext": container_security_context(),
         "volumeMounts": mounts,
@@ -590,6 +613,7 @@ def ingest_job(
         placement=placement,
         claims=plan.claims,
         extra_labels={DATA_KEY_LABEL: plan.data_key},
+        downloads=True,
     )
 
 
@@ -632,60 +656,32 @@ def publish_job(
     )
 
 
-# Removes a dataset directory, local or on s3, but only one the worker made (it holds
-# .kubearts/ingest.json): a mistyped storage URI must not wipe someone else's files.
-# The dataset image has no removal command; this uses its libraries.
-CLEANUP_SCRIPT: Final = """\
-import shutil, sys
-target = sys.argv[1]
-marker = ".kubearts/ingest.json"
-if target.startswith("s3://"):
-    from kubearts_dataset.download import RetryPolicy
-    from kubearts_dataset.s3 import make_client
-    bucket, _, prefix = target[len("s3://"):].partition("/")
-    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    client = make_client(RetryPolicy())
-    try:
-        client.head_object(Bucket=bucket, Key=prefix + marker)
-    except Exception as exc:
-        print(f"{target} holds no data set ({exc}); nothing removed")
-        sys.exit(0)
-    removed = 0
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-            removed += len(keys)
-    print(f"removed {removed} objects below {target}")
-else:
-    import os
-    if not os.path.isfile(os.path.join(target, marker)):
-        print(f"{target} holds no data set; nothing removed")
-        sys.exit(0)
-    shutil.rmtree(target)
-    print(f"removed {target}")
-"""
-
-
 def cleanup_job(
     plan: DatasetPlan, owner: Mapping[str, Any], *, image: str, placement: Placement
 ) -> dict[str, Any]:
-    """The Job that removes the stored data (``deletePolicy: Delete``)."""
-    target = plan.target.local_path or plan.target.uri
+    """The Job that removes the stored data (``deletePolicy: Delete``) with the worker's
+    ``remove``, which refuses a target that holds no data set (no ``.kubearts/ingest.json``):
+    a mistyped storage URI must not wipe someone else's files."""
+    args = [
+        "remove",
+        "--dataset",
+        _target_arg(plan),
+        "--pvc-root",
+        PVC_ROOT,
+        "--result",
+        RESULT_PATH,
+    ]
     claims = {plan.target.claim: False} if plan.target.scheme == "pvc" else {}
-    job = _job(
+    return _job(
         plan,
         owner,
         name=plan.cleanup_job_name,
         step=STEP_CLEANUP,
         image=image,
-        args=["-c", CLEANUP_SCRIPT, target],
+        args=args,
         placement=placement,
         claims=claims,
     )
-    # The image's entrypoint runs the worker; the cleanup is a script of its own.
-    job["spec"]["template"]["spec"]["containers"][0]["command"] = ["python"]
-    return job
 
 
 def workspace_claim(namespace: str, name: str, size: str) -> dict[str, Any]:

@@ -11,14 +11,13 @@ handler raises, so a False condition written before raising reaches the object.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import kopf
 
 from kubearts import metrics
-from kubearts.conditions import Condition, ConditionStatus, phase, set_condition
+from kubearts.conditions import Condition, ConditionUpdate, phase, set_condition
 from kubearts.config import Config, load_config
 from kubearts.constants import (
     ALL_KINDS,
@@ -46,16 +45,6 @@ __all__ = [
 WAIT_DELAY_SECONDS: Final = 15.0
 #: Key of the configuration in kopf's memo (set by the startup handler in main.py).
 MEMO_CONFIG_KEY: Final = "config"
-
-
-@dataclass(frozen=True)
-class ConditionUpdate:
-    """One condition to set: the type and the values it should have now."""
-
-    type: str
-    status: ConditionStatus
-    reason: str
-    message: str
 
 
 def generation_of(body: Mapping[str, Any]) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from kubearts import k8s, metrics
+from kubearts.conditions import ConditionUpdate
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -29,7 +30,6 @@ from kubearts.constants import (
     VERSION,
 )
 from kubearts.handlers import common
-from kubearts.handlers.common import ConditionUpdate
 from kubearts.training import Refusal, TrainingPlan, Wait, plan_training
 
 
