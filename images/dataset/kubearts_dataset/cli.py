@@ -1,4 +1,4 @@
-"""Command line: ``python -m kubearts_dataset {ingest,publish} ...``.
+"""Command line: ``python -m kubearts_dataset {ingest,publish,remove} ...``.
 
 Standard output carries JSON lines only (progress events, then one ``result`` event);
 logs for people go to standard error. The exit code is 0 on success and otherwise the code
@@ -26,6 +26,7 @@ from kubearts_dataset.limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, Limits
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, parse_location
 from kubearts_dataset.progress import Progress
 from kubearts_dataset.publish import publish
+from kubearts_dataset.remove import remove
 from kubearts_dataset.result import FailureResult, write_result
 from kubearts_dataset.s3 import make_client
 from kubearts_dataset.store import open_store
@@ -69,7 +70,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of both subcommands."""
+    """The argument parser of the subcommands."""
     common = _Parser(add_help=False)
     common.add_argument(
         "--result",
@@ -184,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="honour",
         help="honour TRAIN/EVAL/TEST usage from a manifest (default) or split every sample",
     )
+
+    rem = commands.add_parser(
+        "remove",
+        parents=[common],
+        help="remove a dataset directory (refused unless it holds .kubearts/ingest.json)",
+    )
+    rem.add_argument(
+        "--dataset", required=True, help="the dataset directory (as given to ingest --target)"
+    )
     return parser
 
 
@@ -214,6 +224,11 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             max_listed_invalid=args.max_listed_invalid,
         )
         return dict(ingest(options, progress))
+    if args.command == "remove":
+        target = parse_location(
+            args.dataset, pvc_root=args.pvc_root, flag="--dataset", reason="InvalidTarget"
+        )
+        return dict(remove(target, make_client(retry) if target.kind == "s3" else None))
     location = parse_location(
         args.dataset, pvc_root=args.pvc_root, flag="--dataset", reason="NotIngested"
     )

@@ -23,11 +23,13 @@ Reason = Literal[
     "UploadFailed",
     "VersionImmutable",
     "NotIngested",
+    "RemoveFailed",
     "InternalError",
 ]
 
 #: Exit code per failure reason. 0 is success; 1 is an unexpected error; 2 is a usage error
-#: (as argparse uses it). Codes 10-19 are ingest failures, 20-29 publish failures.
+#: (as argparse uses it). Codes 10-19 are ingest failures, 20-29 publish failures, 30-39
+#: remove failures.
 EXIT_CODES: Final[dict[Reason, int]] = {
     "InternalError": 1,
     "InvalidArgument": 2,
@@ -42,6 +44,7 @@ EXIT_CODES: Final[dict[Reason, int]] = {
     "UploadFailed": 18,
     "VersionImmutable": 20,
     "NotIngested": 21,
+    "RemoveFailed": 30,
 }
 
 

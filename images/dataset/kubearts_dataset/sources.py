@@ -21,6 +21,7 @@ from kubearts_dataset.download import (
     RetryPolicy,
     check_sha256,
     download_http,
+    http_authorization,
 )
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.limits import Limits
@@ -57,7 +58,14 @@ def fetch(
     """Place the files of ``source`` below ``content`` (see the module docstring)."""
     download = staging / "download" / "archive"
     if source.kind == "http":
-        got = download_http(source.uri, download, limits=limits, retry=retry, progress=progress)
+        got = download_http(
+            source.uri,
+            download,
+            limits=limits,
+            retry=retry,
+            progress=progress,
+            authorization=http_authorization(),
+        )
         return _from_archive(
             got, expected_sha256, source.uri, content, limits, progress, owned=True
         )

@@ -27,6 +27,10 @@ class Route:
     """Answers that announce the whole body but close the connection halfway."""
     ranges: bool = True
     """Whether ``Range: bytes=N-`` requests are honoured with 206."""
+    authorization: str | None = None
+    """The ``Authorization`` header value required; other requests are answered 401."""
+    redirect: str | None = None
+    """A URL to redirect to (302) instead of serving the body."""
 
 
 @dataclass
@@ -37,6 +41,8 @@ class FileServer:
     routes: dict[str, Route]
     requests: list[tuple[str, str | None]]
     """``(path, Range header)`` of every request, in order."""
+    authorizations: list[tuple[str, str | None]] = field(default_factory=list)
+    """``(path, Authorization header)`` of every request, in order."""
 
     def add(self, path: str, route: Route) -> str:
         self.routes[path] = route
@@ -50,9 +56,22 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server.requests.append((self.path, self.headers.get("Range")))
+            server.authorizations.append((self.path, self.headers.get("Authorization")))
             route = server.routes.get(self.path)
             if route is None:
                 self.send_error(404, "Not Found")
+                return
+            if route.authorization and self.headers.get("Authorization") != route.authorization:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Bearer realm="data"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if route.redirect:
+                self.send_response(302)
+                self.send_header("Location", route.redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if route.fail_first:
                 self.send_error(route.fail_first.pop(0))

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
 from conftest import FileServer, Route
-from kubearts_dataset.download import RetryPolicy, download_http
+from datagen import image_bytes, tar_of
+from kubearts_dataset.cli import main
+from kubearts_dataset.download import AUTHORIZATION_ENV, RetryPolicy, download_http
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.limits import Limits
 from kubearts_dataset.progress import NullProgress
 
 BODY = bytes(range(256)) * 4096  # 1 MiB
+TOKEN = "Bearer s3cr3t-t0ken"
 RETRY = RetryPolicy(attempts=3, backoff=0.5, timeout=5)
 
 
-def _download(url: str, dest: Path, delays: list[float], limits: Limits | None = None) -> str:
+def _download(
+    url: str,
+    dest: Path,
+    delays: list[float],
+    limits: Limits | None = None,
+    authorization: str | None = None,
+) -> str:
     got = download_http(
         url,
         dest,
@@ -26,6 +36,7 @@ def _download(url: str, dest: Path, delays: list[float], limits: Limits | None =
         retry=RETRY,
         progress=NullProgress(),
         sleep=delays.append,
+        authorization=authorization,
     )
     assert got.size == dest.stat().st_size
     return got.sha256
@@ -99,3 +110,93 @@ def test_an_announced_size_over_the_limit_is_refused_before_reading(
         _download(url, tmp_path / "a", [], Limits(max_bytes=1000))
     assert caught.value.reason == "LimitExceeded"
     assert len(http_server.requests) == 1
+
+
+# --- private servers: the Authorization header ------------------------------------------------
+
+
+def test_a_private_server_gets_the_authorization_header(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/private.tgz", Route(BODY, authorization=TOKEN))
+    assert _download(url, tmp_path / "a", [], authorization=TOKEN) == (
+        hashlib.sha256(BODY).hexdigest()
+    )
+    assert http_server.authorizations == [("/private.tgz", TOKEN)]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "fix"),
+    [
+        pytest.param(
+            None,
+            "the server wants credentials: set spec.source.secretRef to a Secret whose key "
+            "Authorization holds the full header value",
+            id="without-header",
+        ),
+        pytest.param(
+            "Bearer wrong-t0ken",
+            "the server refused the credentials: check the Authorization key of the Secret",
+            id="wrong-header",
+        ),
+    ],
+)
+def test_a_refused_authorization_fails_at_once_and_says_what_to_set(
+    http_server: FileServer, tmp_path: Path, authorization: str | None, fix: str
+) -> None:
+    url = http_server.add("/private.tgz", Route(BODY, authorization=TOKEN))
+    with pytest.raises(DatasetError) as caught:
+        _download(url, tmp_path / "a", [], authorization=authorization)
+    assert caught.value.reason == "DownloadFailed"
+    assert f"{url} answered HTTP 401" in caught.value.message
+    assert fix in caught.value.message
+    assert "t0ken" not in str(caught.value)  # the credentials are named, never shown
+    assert len(http_server.requests) == 1
+
+
+def test_the_authorization_header_is_not_sent_where_the_server_redirects(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    cdn = http_server.add("/cdn/data.tgz", Route(BODY))
+    url = http_server.add("/data.tgz", Route(b"", authorization=TOKEN, redirect=cdn))
+    assert _download(url, tmp_path / "a", [], authorization=TOKEN) == (
+        hashlib.sha256(BODY).hexdigest()
+    )
+    assert http_server.authorizations == [("/data.tgz", TOKEN), ("/cdn/data.tgz", None)]
+
+
+@pytest.mark.parametrize(
+    ("token", "code", "reason"),
+    [
+        pytest.param(TOKEN, 0, "Ingested", id="with-variable"),
+        pytest.param(None, 10, "DownloadFailed", id="without-variable"),
+    ],
+)
+def test_ingest_reads_the_header_from_the_environment_and_never_reports_it(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    http_server: FileServer,
+    tmp_path: Path,
+    token: str | None,
+    code: int,
+    reason: str,
+) -> None:
+    png = image_bytes()
+    archive = tar_of(tmp_path / "src.tgz", {"roses/1.png": png, "tulips/1.png": png})
+    url = http_server.add("/private.tgz", Route(archive.read_bytes(), authorization=TOKEN))
+    if token is None:
+        monkeypatch.delenv(AUTHORIZATION_ENV, raising=False)
+    else:
+        monkeypatch.setenv(AUTHORIZATION_ENV, token)
+    result_file = tmp_path / "result.json"
+    args = ["ingest", "--source", url, "--target", str(tmp_path / "ds")]
+    assert main([*args, "--result", str(result_file), "--log-level", "DEBUG"]) == code
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["reason"] == reason
+    for text in (out, err, result_file.read_text(), *_files_below(tmp_path / "ds")):
+        assert "t0ken" not in text
+
+
+def _files_below(folder: Path) -> list[str]:
+    """The texts of a dataset directory's metadata (reports, catalogue)."""
+    return [p.read_text() for p in (folder / ".kubearts").rglob("*") if p.is_file()]

@@ -1,0 +1,161 @@
+"""Removing a dataset directory, on a local path or below an s3 prefix.
+
+Only a dataset directory is ever removed: one that holds ``.kubearts/ingest.json``, which
+only a successful ingest writes. A mistyped ``--dataset`` naming someone else's folder or
+prefix is refused with ``InvalidTarget`` and nothing is touched. A target that holds
+nothing at all is already removed, which makes running ``remove`` twice harmless.
+
+The marker goes last: everything else is deleted first, so a removal that is interrupted
+leaves a directory that is still recognised as a data set, and the next run finishes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Final, Literal, TypedDict
+
+import botocore.exceptions
+
+from kubearts_dataset.errors import DatasetError
+from kubearts_dataset.locations import Location
+from kubearts_dataset.paths import METADATA_DIR
+from kubearts_dataset.s3 import describe_error, head, list_prefix
+
+log = logging.getLogger(__name__)
+
+#: What marks a dataset directory: the report of a successful ingest.
+MARKER: Final = f"{METADATA_DIR}/ingest.json"
+#: Keys per ``DeleteObjects`` request (the S3 API's maximum).
+DELETE_BATCH: Final = 1000
+
+
+class RemoveResult(TypedDict):
+    """The result of a successful ``remove``."""
+
+    status: Literal["Succeeded"]
+    reason: Literal["Removed"]
+    message: str
+    target: str
+    removedFiles: int
+
+
+def remove(location: Location, client: Any) -> RemoveResult:
+    """Remove the dataset directory at ``location`` (``client``: an S3 client for s3)."""
+    if location.kind == "s3":
+        removed = _remove_prefix(client, location)
+    elif location.kind == "local" and location.path is not None:
+        removed = _remove_local(location.path, location.uri)
+    else:
+        raise DatasetError("InvalidArgument", f"--dataset {location.uri}: cannot be removed")
+    message = (
+        f"removed {removed} files from {location.uri}"
+        if removed is not None
+        else f"nothing is stored at {location.uri}; nothing to remove"
+    )
+    log.info("%s", message)
+    return {
+        "status": "Succeeded",
+        "reason": "Removed",
+        "message": message,
+        "target": location.uri,
+        "removedFiles": removed or 0,
+    }
+
+
+def _refusal(uri: str, what: str) -> DatasetError:
+    return DatasetError(
+        "InvalidTarget",
+        f"--dataset {uri} {what} and is not a KubeArts dataset directory (no {MARKER}); "
+        "nothing was removed: check the location, and remove other data by hand",
+    )
+
+
+def _remove_local(root: Path, uri: str) -> int | None:
+    """Remove ``root`` and everything below it; the number of files, None if it is absent."""
+    if root.is_symlink():
+        # A link could lead anywhere; the data set is the folder itself, never a link to it.
+        raise _refusal(uri, "is a symbolic link")
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        raise _refusal(uri, "is a file")
+    marker = root / MARKER
+    if not marker.is_file() or marker.is_symlink():
+        raise _refusal(uri, "holds files")
+    try:
+        removed = _remove_below(root, keep=marker)
+        marker.unlink()
+        (root / METADATA_DIR).rmdir()
+        root.rmdir()
+    except OSError as exc:
+        raise DatasetError(
+            "RemoveFailed",
+            f"--dataset {uri}: {exc.strerror or exc} at {exc.filename or root}; check that "
+            "the claim is mounted writable",
+        ) from None
+    return removed + 1
+
+
+def _remove_below(root: Path, *, keep: Path) -> int:
+    """Delete everything below ``root`` except ``keep`` (and its folders); count files.
+
+    Links are deleted, never followed; published files are read-only, which does not stop
+    their deletion (that needs a writable folder).
+    """
+    removed = 0
+    for folder, dirs, files in os.walk(root, topdown=False):
+        here = Path(folder)
+        for name in files:
+            path = here / name
+            if path != keep:
+                path.unlink()
+                removed += 1
+        for name in dirs:
+            path = here / name
+            if path.is_symlink():
+                path.unlink()
+                removed += 1
+            elif path not in keep.parents:
+                path.rmdir()
+    return removed
+
+
+def _remove_prefix(client: Any, location: Location) -> int | None:
+    """Delete every object below the prefix, the marker last; None if there is none."""
+    key = location.key
+    prefix = key if not key or key.endswith("/") else key + "/"
+    uri = location.uri
+    marker = prefix + MARKER
+    try:
+        has_marker = head(client, location.bucket, marker, uri) is not None
+        keys = [k for k, _ in list_prefix(client, location.bucket, prefix, uri)]
+    except DatasetError as exc:
+        raise DatasetError("RemoveFailed", exc.message) from None
+    if not keys:
+        return None
+    if not has_marker:
+        raise _refusal(uri, f"holds {len(keys)} objects")
+    others = [k for k in keys if k != marker]
+    for start in range(0, len(others), DELETE_BATCH):
+        _delete_objects(client, location.bucket, others[start : start + DELETE_BATCH], uri)
+    _delete_objects(client, location.bucket, [marker], uri)
+    return len(others) + 1
+
+
+def _delete_objects(client: Any, bucket: str, keys: list[str], uri: str) -> None:
+    try:
+        answer = client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+        )
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise describe_error(exc, uri, "RemoveFailed") from None
+    errors = answer.get("Errors") or []
+    if errors:
+        first = errors[0]
+        raise DatasetError(
+            "RemoveFailed",
+            f"{uri}: {len(errors)} objects could not be deleted, e.g. {first.get('Key')}: "
+            f"{first.get('Code')} ({first.get('Message')}); check the credentials' rights",
+        )
