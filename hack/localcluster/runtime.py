@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("localcluster.runtime")
 HACK_DIR = str(Path(__file__).resolve().parents[1])
+REPO = Path(__file__).resolve().parents[2]
 TERMINATION_MESSAGE_LIMIT = 4096
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
 
@@ -373,6 +374,10 @@ class PodRuntime:
             "netns": self.netns,
             "hostname": self.name[:63],
             "mounts": mounts,
+            # The "image": the project's environment. A volume mounted over one of its
+            # parents (an emptyDir at /tmp while the checkout lives under /tmp) must not
+            # hide it, as a volume never hides a real image's files outside its mount path.
+            "keepVisible": [str(REPO)],
             "workingDir": c.spec.get("workingDir") or "/",
             "argv": argv,
             "env": env,

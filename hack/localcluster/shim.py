@@ -47,6 +47,13 @@ def _mount(source: str | None, target: str, flags: int) -> None:
     )
 
 
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
 def _make_mountpoint(target: str, is_file: bool) -> None:
     if os.path.lexists(target):
         return
@@ -83,14 +90,24 @@ def _enter(spec: dict) -> None:
     if hostname:
         _check(_libc.sethostname(hostname, len(hostname)), "sethostname")
     mounts = spec.get("mounts", [])
+    keep = [p for p in spec.get("keepVisible", []) if os.path.isdir(p)]
     # Open every source before mounting anything: a mount at /tmp (an emptyDir, say) would
     # otherwise hide the sources of later mounts when the cluster's state lives under /tmp.
     sources = [os.open(m["source"], os.O_PATH | os.O_CLOEXEC) for m in mounts]
+    kept = [os.open(p, os.O_PATH | os.O_CLOEXEC) for p in keep]
     for m, fd in zip(mounts, sources, strict=True):
         _make_mountpoint(m["target"], m.get("isFile", False))
         _mount(f"/proc/self/fd/{fd}", m["target"], MS_BIND | MS_REC)
         if m.get("readOnly"):
             _mount(None, m["target"], MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+        os.close(fd)
+    # Paths that must stay as they are on the host (the environment the container runs
+    # in): where a volume now hides one, bind the original back over it.
+    for path, fd in zip(keep, kept, strict=True):
+        now = _stat_or_none(path)
+        if now is None or not os.path.samestat(os.stat(f"/proc/self/fd/{fd}"), now):
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, MS_BIND | MS_REC)
         os.close(fd)
 
 

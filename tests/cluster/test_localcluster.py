@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from clusterkit import Kube, wait_for
+from clusterkit import REPO, Kube, wait_for
 
 PY = "python:3.11"
 
@@ -498,3 +498,23 @@ def test_run_as_user_drops_privileges_and_still_reaches_the_environment(
     done = kube.wait_pod_phase("nonroot", namespace, ("Succeeded", "Failed"))
     assert done["status"]["phase"] == "Succeeded", logs(kube, "nonroot", namespace)
     assert logs(kube, "nonroot", namespace).strip() == "1000 3000"
+
+
+def test_a_volume_over_the_checkout_does_not_hide_the_environment(
+    kube: Kube, namespace: str
+) -> None:
+    # Like an emptyDir at /tmp when the checkout lives under /tmp: the environment is the
+    # containers' "image", and a volume hides an image's files only below its mount path.
+    parent = str(REPO.parent)
+    kube.apply(
+        pod(
+            "covered",
+            ["python3", "-c", "import os, sys; print(sorted(os.listdir(sys.argv[1])))", parent],
+            volumes=[{"name": "scratch", "emptyDir": {}}],
+            container={"volumeMounts": [{"name": "scratch", "mountPath": parent}]},
+        ),
+        namespace,
+    )
+    done = kube.wait_pod_phase("covered", namespace, ("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", logs(kube, "covered", namespace)
+    assert logs(kube, "covered", namespace).strip() == repr([REPO.name])
