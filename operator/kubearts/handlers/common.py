@@ -23,9 +23,11 @@ from kubearts.constants import (
     ALL_KINDS,
     COND_READY,
     FALSE,
+    GROUP,
     REASON_INVALID_SPEC,
     REASON_NOT_IMPLEMENTED,
     REASON_WAITING_FOR_DEPENDENCY,
+    VERSION,
     KindNames,
 )
 
@@ -36,6 +38,7 @@ __all__ = [
     "invalid_spec",
     "not_implemented",
     "operator_config",
+    "register_not_implemented",
     "status_changes",
     "waiting_for",
     "write_status",
@@ -126,6 +129,22 @@ def not_implemented(
         patch, body, kind, [ConditionUpdate(COND_READY, FALSE, REASON_NOT_IMPLEMENTED, message)]
     )
     logger.info("%s; observed generation %d", message, generation_of(body))
+
+
+def register_not_implemented(kind: KindNames) -> None:
+    """Register ``<plural>_create``, ``_update`` and ``_resume`` handlers for a kind whose
+    reconciliation does not exist yet; each reports it with :func:`not_implemented`."""
+
+    def report(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+        not_implemented(kind, body, patch, logger)
+
+    instrumented = metrics.instrumented(kind.kind)(report)
+    for event, decorator in (
+        ("create", kopf.on.create),
+        ("update", kopf.on.update),
+        ("resume", kopf.on.resume),
+    ):
+        decorator(GROUP, VERSION, kind.plural, id=f"{kind.plural}_{event}")(instrumented)
 
 
 def invalid_spec(

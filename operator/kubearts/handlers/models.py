@@ -1,43 +1,13 @@
 """Model handlers. A Model is a versioned, immutable model with signature and lineage.
 
-Reconciliation of this kind is not implemented yet: every event reports it honestly on
-the object (Ready=False, reason NotImplemented) with the observed generation, so users
-and tests see that the operator saw the object and did nothing with it.
+Reconciliation of this kind is not implemented yet: every create, update and resume
+reports it honestly on the object (Ready=False, reason NotImplemented) with the observed
+generation, so users and tests see that the operator saw the object and did nothing with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import kopf
-
-from kubearts import metrics
-from kubearts.constants import GROUP, MODEL, VERSION
+from kubearts.constants import MODEL
 from kubearts.handlers import common
 
-
-@kopf.on.create(GROUP, VERSION, MODEL.plural)
-@metrics.instrumented(MODEL.kind)
-def models_create(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """A new Model: reconcile it."""
-    reconcile(body, patch, logger)
-
-
-@kopf.on.update(GROUP, VERSION, MODEL.plural)
-@metrics.instrumented(MODEL.kind)
-def models_update(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """The spec of a Model changed: reconcile it again."""
-    reconcile(body, patch, logger)
-
-
-@kopf.on.resume(GROUP, VERSION, MODEL.plural)
-@metrics.instrumented(MODEL.kind)
-def models_resume(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """The operator (re)started and found an existing Model: reconcile it."""
-    reconcile(body, patch, logger)
-
-
-def reconcile(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger) -> None:
-    """Bring the cluster in line with the Model's spec (not implemented yet)."""
-    common.not_implemented(MODEL, body, patch, logger)
+common.register_not_implemented(MODEL)
