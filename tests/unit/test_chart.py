@@ -331,6 +331,7 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
     assert env == {
         "KUBEARTS_NAMESPACE": NAMESPACE,
         "KUBEARTS_WORKSPACE_PVC": "kubearts-workspace",
+        "KUBEARTS_WORKSPACE_SIZE": "20Gi",
         "KUBEARTS_IMAGE_DATASET": "ghcr.io/kubearts/dataset:0.1.0",
         "KUBEARTS_IMAGE_TRAINER": "ghcr.io/kubearts/trainer:0.1.0",
         "KUBEARTS_IMAGE_CONVERTER": "ghcr.io/kubearts/converter:0.1.0",
@@ -357,6 +358,12 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
             "KUBEARTS_WORKSPACE_PVC",
             "shared-data",
             id="workspace-pvc",
+        ),
+        pytest.param(
+            {"workspace": {"size": "500Gi"}},
+            "KUBEARTS_WORKSPACE_SIZE",
+            "500Gi",
+            id="workspace-size",
         ),
         pytest.param({"logFormat": "plain"}, "KUBEARTS_LOG_FORMAT", "plain", id="log-format"),
         pytest.param(
