@@ -427,8 +427,6 @@ class PodRuntime:
             with contextlib.suppress(ValueError, OSError):
                 err = json.loads(error_file.read_text())
                 reason, message, code = err["reason"], err["message"], int(err["exitCode"])
-        if c.spec.get("__oom"):
-            reason = "OOMKilled"
         if not message:
             message = (
                 (cdir / "termination-log")
