@@ -617,6 +617,11 @@ def ingest_job(
     )
 
 
+def _target_claims(plan: DatasetPlan) -> dict[str, bool]:
+    """The claim the stored data lives on, mounted read-write (none for an s3 target)."""
+    return {plan.target.claim: False} if plan.target.scheme == "pvc" else {}
+
+
 def publish_job(
     plan: DatasetPlan,
     version: VersionPlan,
@@ -642,7 +647,6 @@ def publish_job(
         "--result",
         RESULT_PATH,
     ]
-    claims = {plan.target.claim: False} if plan.target.scheme == "pvc" else {}
     return _job(
         plan,
         owner,
@@ -651,7 +655,7 @@ def publish_job(
         image=image,
         args=args,
         placement=placement,
-        claims=claims,
+        claims=_target_claims(plan),
         extra_labels={DATA_KEY_LABEL: plan.data_key, VERSION_LABEL: version.name},
     )
 
@@ -671,7 +675,6 @@ def cleanup_job(
         "--result",
         RESULT_PATH,
     ]
-    claims = {plan.target.claim: False} if plan.target.scheme == "pvc" else {}
     return _job(
         plan,
         owner,
@@ -680,7 +683,7 @@ def cleanup_job(
         image=image,
         args=args,
         placement=placement,
-        claims=claims,
+        claims=_target_claims(plan),
     )
 
 
