@@ -207,7 +207,13 @@ def test_deleting_a_job_garbage_collects_its_pods_and_processes(kube: Kube, name
         60,
         "the job's pod to run",
     )
-    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+    # Running is reported once the container is started; its command line shows the marker
+    # a moment later, when the shim has set up the namespaces and exec'd the command.
+    wait_for(
+        lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0,
+        10,
+        "the pod's process to run",
+    )
     kube.kubectl("delete", "job", "sleeper", "-n", namespace)
     wait_for(
         lambda: not kube.get("pods", "-n", namespace, "-l", "job-name=sleeper")["items"],
