@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -29,8 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.20.2"
 
 
+@functools.cache
 def kubernetes_bin() -> Path:
-    """The directory with kube-apiserver & co: KUBEARTS_K8S_BIN, else the cached build."""
+    """The directory with kube-apiserver & co: KUBEARTS_K8S_BIN, else the cached build
+    (built on first use). Asked once per process: every kubectl call needs it."""
     out = (
         subprocess.run(
             ["bash", str(REPO / "hack" / "build-kubernetes.sh")],
@@ -370,16 +372,18 @@ def stop(layout: Layout) -> None:
 
 
 def kubectl(
-    layout: Layout, *args: str, check: bool = True, input: str | None = None
+    layout: Layout,
+    *args: str,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run the cluster's kubectl against ``layout``'s cluster, capturing its output."""
     return subprocess.run(
         [str(kubernetes_bin() / "kubectl"), "--kubeconfig", str(layout.kubeconfig), *args],
         check=check,
         text=True,
         capture_output=True,
         input=input,
+        timeout=timeout,
     )
-
-
-if __name__ == "__main__":  # pragma: no cover - manual debugging aid
-    sys.exit("use: python -m localcluster up")

@@ -57,10 +57,6 @@ class AddressPool:
         self._next = subnet.network_address + 2
         self._lock = threading.Lock()
 
-    def reserve(self, address: str) -> None:
-        with self._lock:
-            self._used.add(ipaddress.IPv4Address(address))
-
     def allocate(self) -> ipaddress.IPv4Address:
         with self._lock:
             size = self._subnet.num_addresses

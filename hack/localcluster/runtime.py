@@ -73,6 +73,7 @@ class Container:
     liveness: Probe | None = None
     startup: Probe | None = None
     done: bool = False  # terminated and will not restart
+    env: dict[str, str] = field(default_factory=dict)  # resolved when last started
 
     @property
     def name(self) -> str:
@@ -267,11 +268,13 @@ class PodRuntime:
             self.stop_requested.wait(0.1)
 
     # -- containers ----------------------------------------------------------------------
-    def _command(self, c: Container) -> list[str] | None:
-        spec = c.spec
-        image = self.agent.image_config(spec.get("image", ""))
-        command = spec.get("command")
-        args = spec.get("args")
+    def _command(
+        self, c: Container, image: dict[str, Any] | None, env: dict[str, str]
+    ) -> list[str] | None:
+        """The container's argv, as a runtime builds it from command/args and the image's
+        entrypoint; None when neither names a program."""
+        command = c.spec.get("command")
+        args = c.spec.get("args")
         if command:
             argv = list(command) + list(args or [])
         elif image is not None and image.get("entrypoint"):
@@ -280,7 +283,6 @@ class PodRuntime:
             )
         else:
             return None
-        env = self._env(c, image or {})
         return [expand(a, env) for a in argv]
 
     def _env(self, c: Container, image: dict[str, Any]) -> dict[str, str]:
@@ -331,12 +333,14 @@ class PodRuntime:
 
     def _start(self, c: Container) -> None:
         assert self.volumes is not None
+        image = self.agent.image_config(c.spec.get("image", ""))
         try:
-            argv = self._command(c)
+            env = self._env(c, image or {})
         except VolumeNotReadyError as err:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
             c.proc, c.restart_at = None, time.monotonic() + 2
             return
+        argv = self._command(c, image, env)
         if argv is None:
             c.state = {
                 "waiting": {
@@ -348,7 +352,7 @@ class PodRuntime:
             }
             c.proc, c.restart_at = None, time.monotonic() + 5
             return
-        env = self._env(c, self.agent.image_config(c.spec.get("image", "")) or {})
+        c.env = env
         cdir = self.dir / "containers" / c.name
         cdir.mkdir(parents=True, exist_ok=True)
         term = cdir / "termination-log"
@@ -549,13 +553,12 @@ class PodRuntime:
             assert c.proc is not None
             cdir = self.dir / "containers" / c.name
             probe_spec = cdir / "probe.json"
-            env = self._env(c, self.agent.image_config(c.spec.get("image", "")) or {})
             probe_spec.write_text(
                 json.dumps(
                     {
                         "joinPid": c.proc.pid,
                         "argv": spec["exec"]["command"],
-                        "env": env,
+                        "env": c.env,
                         "workingDir": c.spec.get("workingDir") or "/",
                         **{k: v for k, v in self._security(c).items() if v not in (None, [])},
                     }
@@ -608,9 +611,6 @@ class PodRuntime:
             if c.proc is not None:
                 self._reap(c)
                 c.done = True
-        for c in self.init_containers + self.containers:
-            if c.proc is None and "waiting" in c.state and self.stop_requested.is_set():
-                c.restart_at = None
 
     def _teardown(self) -> None:
         if self.netns is not None:

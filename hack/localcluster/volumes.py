@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -284,9 +283,6 @@ class PodVolumes:
                 value = ((container.get("resources") or {}).get(kind) or {}).get(res, "0")
                 env[var["name"]] = str(value)
         return env
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def expand(value: str, env: dict[str, str]) -> str:
