@@ -5,12 +5,16 @@ Waits poll the API with a deadline; none of them sleeps for a fixed time and hop
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +44,11 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @dataclass
 class Kube:
     """One running local cluster."""
@@ -47,7 +56,6 @@ class Kube:
     root: Path
     layout: layout_mod.Layout
     started_here: bool = False
-    _bin: Path = field(default_factory=controlplane.kubernetes_bin)
 
     @property
     def kubeconfig(self) -> str:
@@ -56,18 +64,26 @@ class Kube:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(self._bin / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
-            input=input,
-            text=True,
-            capture_output=True,
-            timeout=timeout,
-        )
+        proc = controlplane.kubectl(self.layout, *args, check=False, input=input, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
             )
         return proc
+
+    @contextlib.contextmanager
+    def serve(self, folder: Path) -> Iterator[str]:
+        """Serve ``folder`` over http on the cluster bridge, where pods reach the host;
+        yields the base URL (``http://<bridge address>:<port>``)."""
+        handler = functools.partial(_QuietFiles, directory=str(folder))
+        server = http.server.ThreadingHTTPServer((str(self.layout.gateway), 0), handler)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield f"http://{self.layout.gateway}:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
 
     def get(self, *args: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)

@@ -10,13 +10,10 @@ cases run side by side and each test only waits for its own Dataset.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import logging
 import tarfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -95,19 +92,8 @@ def _sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def http_base(kube: Kube, archives: dict[str, Path]) -> Iterator[str]:
     """An http server for the archives on the cluster bridge, where pods reach the host."""
-    folder = next(iter(archives.values())).parent
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer((str(kube.layout.gateway), 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://{kube.layout.gateway}:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with kube.serve(next(iter(archives.values())).parent) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ hyperparameters); one on an unsplit version fails with a clear reason.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -29,13 +26,8 @@ def digits_url(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     write_digits(data / "digits")
     served = tmp_path_factory.mktemp("served")
     tar_tree(served / "digits.tar.gz", data)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *_: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer((str(kube.layout.gateway), 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://{kube.layout.gateway}:{server.server_address[1]}/digits.tar.gz"
-    server.shutdown()
-    server.server_close()
+    with kube.serve(served) as base:
+        yield f"{base}/digits.tar.gz"
 
 
 @pytest.fixture
