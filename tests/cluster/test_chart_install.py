@@ -28,22 +28,14 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from kubearts.constants import ALL_KINDS, GROUP
+
 pytestmark = pytest.mark.cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "kubearts"
 GALLERY_NAMES = {path.stem for path in (CHART_DIR / "files" / "gallery").glob("*.yaml")}
-CRD_NAMES = tuple(
-    f"{plural}.kubearts.io"
-    for plural in (
-        "datasets",
-        "subscriptions",
-        "trainingjobs",
-        "modelconversions",
-        "models",
-        "inferenceservices",
-    )
-)
+CRD_NAMES = tuple(f"{kind.plural}.{GROUP}" for kind in ALL_KINDS)
 INSTALL_TIMEOUT_S = 120
 GONE_TIMEOUT_S = 60
 

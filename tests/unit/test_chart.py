@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from kubearts.config import DEFAULT_POOLS, load_config
+from kubearts.constants import ALL_KINDS, GROUP
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "kubearts"
@@ -132,17 +133,7 @@ def test_default_render_installs_the_six_crds(default_objects: list[Manifest]) -
     names = {
         crd["metadata"]["name"] for crd in of_kind(default_objects, "CustomResourceDefinition")
     }
-    assert names == {
-        f"{plural}.kubearts.io"
-        for plural in (
-            "datasets",
-            "subscriptions",
-            "trainingjobs",
-            "modelconversions",
-            "models",
-            "inferenceservices",
-        )
-    }
+    assert names == {f"{kind.plural}.{GROUP}" for kind in ALL_KINDS}
 
 
 def test_namespaced_objects_go_to_the_release_namespace(default_objects: list[Manifest]) -> None:
