@@ -134,7 +134,8 @@ class Kube:
 
 
 def start(root: Path) -> Kube:
-    already = layout_mod.load(root) is not None and cluster.running(layout_mod.load(root))  # type: ignore[arg-type]
+    existing = layout_mod.load(root)
+    already = existing is not None and cluster.running(existing)
     layout = cluster.up(root)
     return Kube(root=root, layout=layout, started_here=not already)
 
