@@ -9,8 +9,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, from the lock file, so code changes do not rebuild this layer.
 COPY requirements.lock ./
-# --no-deps plus pip check: the lock file must be complete, nothing unlisted gets in.
-RUN pip install --no-deps -r requirements.lock && pip check
+# requirements.lock is exported from uv.lock (`make lock`): every package with its hashes.
+# --require-hashes refuses any other file, --no-deps and pip check refuse anything unlisted.
+RUN pip install --no-deps --require-hashes -r requirements.lock && pip check
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 RUN pip install --no-deps . && python -m compileall -q /opt/venv

@@ -1,6 +1,7 @@
 # KubeArts developer entry points. The two that matter:
 #   make demo   the environment, a local cluster, the CRDs and gallery, and the operator on it
 #   make test   the environment and every test (lint, types, unit, cluster, end to end)
+#   make lock   re-resolve uv.lock after a dependency change and export the images' locks
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -12,19 +13,36 @@ CLUSTER     := PYTHONPATH=hack $(BIN)/python -m localcluster
 KUBECTL      = $(shell bash hack/build-kubernetes.sh)/kubectl
 KUBECONFIG  := $(CURDIR)/.localcluster/kubeconfig
 PYTEST_ARGS ?=
+UV          := UV_PYTHON_DOWNLOADS=never $(CURDIR)/$(BIN)/uv
+# Each image's requirements.lock: its package's dependencies from the one resolution.
+EXPORT      := --frozen --no-dev --no-emit-workspace
 
 .PHONY: help
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml $(IMAGES)
+# The environment is uv.lock, installed exactly. uv itself is locked there too; a new
+# machine gets that very wheel with pip, hash-checked, before uv installs the rest.
+# --locked stops with an error when pyproject.toml and uv.lock disagree (run `make lock`).
+$(BIN)/uv: uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[images,dev]' $(foreach p,$(IMAGES),-e $(dir $(p)))
+	$(PYTHON) hack/uv_requirement.py >$(VENV)/uv-requirement.txt
+	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
+	touch $@
+
+$(BIN)/.installed: uv.lock pyproject.toml $(IMAGES) $(BIN)/uv
+	$(UV) sync --locked --all-packages --all-extras
 	touch $@
 
 .PHONY: venv
-venv: $(BIN)/.installed ## the development environment in .venv (operator, images, dev tools)
+venv: $(BIN)/.installed ## the development environment in .venv, exactly as uv.lock says
+
+.PHONY: lock
+lock: $(BIN)/uv ## re-resolve uv.lock after a pyproject.toml change (UPGRADE=1: newest releases), export image locks
+	$(UV) lock $(if $(UPGRADE),--upgrade)
+	$(UV) export $(EXPORT) --package kubearts -o requirements.lock >/dev/null
+	$(foreach p,$(IMAGES),(cd $(dir $(p)) && $(UV) export $(EXPORT) \
+	  --package kubearts-$(notdir $(patsubst %/,%,$(dir $(p)))) -o requirements.lock >/dev/null);)
 
 .PHONY: system-deps
 system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2
