@@ -26,6 +26,15 @@ if [ "$complete" = 1 ]; then echo "$out"; exit 0; fi
 goroot=/usr/lib/go-1.15
 [ -x "$goroot/bin/go" ] || { echo "Go 1.15 missing: run hack/install-system-deps.sh" >&2; exit 1; }
 
+# One build at a time per cache: a second caller (another checkout's tests, a second
+# `make`) waits for the first and then uses its binaries instead of wiping its sources.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock 9
+complete=1
+for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
+if [ "$complete" = 1 ]; then echo "$out"; exit 0; fi
+
 work="$cache/src"
 rm -rf "$work" && mkdir -p "$work"
 (

@@ -27,6 +27,7 @@ from kubearts.constants import (
     PHASE_READY,
     PHASE_RUNNING,
     PHASE_SUCCEEDED,
+    REASON_INVALID_SPEC,
     TRUE,
     UNKNOWN,
     ConditionStatus,
@@ -35,12 +36,16 @@ from kubearts.constants import (
 __all__ = [
     "Condition",
     "ConditionStatus",
+    "ConditionUpdate",
+    "SpecError",
+    "StatusEvent",
     "get_condition",
     "is_false",
     "is_true",
     "phase",
     "rfc3339",
     "set_condition",
+    "status_events",
 ]
 
 
@@ -72,6 +77,72 @@ class ConditionUpdate:
 
 
 _STATUSES: frozenset[str] = frozenset(get_args(ConditionStatus))
+
+
+class SpecError(ValueError):
+    """The spec cannot work as written: ``field`` names the spec path, ``problem`` what is
+    wrong and ``fix`` how to correct it; ``reason`` is the condition reason to report.
+
+    The one shape every kind uses for invalid input; ``handlers.common.invalid_spec``
+    turns it into the False condition and kopf's PermanentError.
+    """
+
+    def __init__(
+        self, field: str, problem: str, fix: str, reason: str = REASON_INVALID_SPEC
+    ) -> None:
+        super().__init__(f"{field}: {problem}; {fix}")
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        self.reason = reason
+
+    @property
+    def message(self) -> str:
+        """``<field>: <problem>; <fix>``, the text of the condition."""
+        return str(self)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """A Kubernetes Event to post on the object: ``Normal`` or ``Warning``."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def status_events(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[StatusEvent]:
+    """The Events a status change is worth (pure), so ``kubectl describe`` tells the story.
+
+    ``before`` and ``after`` are the object's status. One Event each time ``Ready``
+    changes its status or reason — Downloading, Verifying, Published — a Warning when the
+    object has failed (phase Failed) or Ready turns False after having been True, Normal
+    otherwise; and a Warning when a ``Failed`` condition turns True. Progress within a
+    state posts nothing: a Job polled every few seconds must not flood the event stream.
+    """
+    events: list[StatusEvent] = []
+    old_conditions, new_conditions = before.get("conditions"), after.get("conditions")
+    old_ready = get_condition(old_conditions, COND_READY)
+    new_ready = get_condition(new_conditions, COND_READY)
+    failed = after.get("phase") == PHASE_FAILED
+    if new_ready is not None and (
+        old_ready is None
+        or (old_ready["status"], old_ready["reason"]) != (new_ready["status"], new_ready["reason"])
+    ):
+        lost = old_ready is not None and old_ready["status"] == TRUE
+        warning = new_ready["status"] == FALSE and (failed or lost)
+        kind = "Warning" if warning else "Normal"
+        events.append(StatusEvent(kind, new_ready["reason"], new_ready["message"]))
+    old_failed = get_condition(old_conditions, COND_FAILED)
+    new_failed = get_condition(new_conditions, COND_FAILED)
+    if (
+        new_failed is not None
+        and new_failed["status"] == TRUE
+        and (old_failed is None or old_failed["status"] != TRUE)
+        and all(event.reason != new_failed["reason"] for event in events)
+    ):
+        events.append(StatusEvent("Warning", new_failed["reason"], new_failed["message"]))
+    return events
 
 
 def rfc3339(moment: datetime | None = None) -> str:

@@ -110,6 +110,9 @@ class Config:
     """KUBEARTS_HEALTH_PORT: port of kopf's liveness endpoint. kopf serves it from the
     ``--liveness=http://0.0.0.0:<port>/healthz`` command-line option; the chart passes both
     from the same value, the operator itself only reports it."""
+    dataset_job_deadline_seconds: int = 6 * 3600
+    """KUBEARTS_DATASET_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of data set Jobs
+    (ingest, publish, cleanup); a Job that runs longer fails with ``DeadlineExceeded``."""
     log_format: LogFormat = "plain"
     """KUBEARTS_LOG_FORMAT: ``json`` (one object per line, for log collectors) or ``plain``."""
     pools: Mapping[str, PoolConfig] = field(default_factory=lambda: dict(DEFAULT_POOLS))
@@ -167,21 +170,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
             "such as '20Gi' or '500Gi'"
         )
 
-    images = {
-        name: text(name, default)
-        for name, default in (
-            ("KUBEARTS_IMAGE_DATASET", defaults.image_dataset),
-            ("KUBEARTS_IMAGE_TRAINER", defaults.image_trainer),
-            ("KUBEARTS_IMAGE_CONVERTER", defaults.image_converter),
-            ("KUBEARTS_IMAGE_PREDICTOR", defaults.image_predictor),
-        )
-    }
-    for name, image in images.items():
-        if any(c.isspace() for c in image):
-            raise ValueError(
-                f"{name}={image!r} is not an image reference: it contains whitespace; "
-                "set it to e.g. 'ghcr.io/kubearts/trainer:0.1.0'"
-            )
+    images = _images(environ, defaults)
 
     metrics_port = _port("KUBEARTS_METRICS_PORT", environ, defaults.metrics_port, allow_zero=True)
     health_port = _port("KUBEARTS_HEALTH_PORT", environ, defaults.health_port, allow_zero=False)
@@ -204,8 +193,18 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         "KUBEARTS_GALLERY_RESYNC_SECONDS", environ, defaults.gallery_resync_seconds, minimum=1.0
     )
 
+    dataset_job_deadline_seconds = int(
+        _seconds(
+            "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
+            environ,
+            defaults.dataset_job_deadline_seconds,
+            minimum=1.0,
+        )
+    )
+
     return Config(
         namespace=namespace,
+        dataset_job_deadline_seconds=dataset_job_deadline_seconds,
         workspace_pvc=workspace_pvc,
         workspace_size=workspace_size,
         image_dataset=images["KUBEARTS_IMAGE_DATASET"],
@@ -218,6 +217,26 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         pools=pools,
         gallery_resync_seconds=gallery_resync_seconds,
     )
+
+
+def _images(environ: Mapping[str, str], defaults: Config) -> dict[str, str]:
+    """The worker images, by variable name; unset variables keep the defaults."""
+    images = {
+        name: environ.get(name, "").strip() or default
+        for name, default in (
+            ("KUBEARTS_IMAGE_DATASET", defaults.image_dataset),
+            ("KUBEARTS_IMAGE_TRAINER", defaults.image_trainer),
+            ("KUBEARTS_IMAGE_CONVERTER", defaults.image_converter),
+            ("KUBEARTS_IMAGE_PREDICTOR", defaults.image_predictor),
+        )
+    }
+    for name, image in images.items():
+        if any(c.isspace() for c in image):
+            raise ValueError(
+                f"{name}={image!r} is not an image reference: it contains whitespace; "
+                "set it to e.g. 'ghcr.io/kubearts/trainer:0.1.0'"
+            )
+    return images
 
 
 def parse_pools(raw: str) -> dict[str, PoolConfig]:

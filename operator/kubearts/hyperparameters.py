@@ -31,7 +31,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NotRequired, TypedDict, TypeGuard, cast, get_args
 
@@ -456,6 +456,19 @@ def _parse_one(
         "description": description,
         "required": required,
     }
+    _parse_bounds(raw, param, problem)
+    _parse_choices(raw, param, problem)
+    _parse_default(raw, param, problem)
+    return param, problems
+
+
+#: Reports a problem of one schema field: ``(field, message)``.
+_Report = Callable[[str, str], None]
+
+
+def _parse_bounds(raw: Mapping[str, object], param: Hyperparameter, problem: _Report) -> None:
+    """``minimum``/``maximum`` and their ``exclusive`` flags, for numeric parameters only."""
+    kind = param["type"]
     numeric = kind in ("int", "float")
     for bound in ("minimum", "maximum"):
         if bound not in raw:
@@ -484,6 +497,10 @@ def _parse_one(
     if low is not None and high is not None and low > high:
         problem("maximum", f"must not be below minimum ({_number(high)} < {_number(low)})")
 
+
+def _parse_choices(raw: Mapping[str, object], param: Hyperparameter, problem: _Report) -> None:
+    """The ``choices`` of an enum, each listed once; refused on other types."""
+    kind = param["type"]
     if kind == "enum":
         choices = raw.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -501,6 +518,10 @@ def _parse_one(
     elif "choices" in raw:
         problem("choices", f"applies only to enum parameters, not {kind}; use type: enum")
 
+
+def _parse_default(raw: Mapping[str, object], param: Hyperparameter, problem: _Report) -> None:
+    """The ``default``, checked against the parameter it belongs to."""
+    kind, required = param["type"], param["required"]
     if "default" in raw:
         default = raw["default"]
         if required:
@@ -516,7 +537,6 @@ def _parse_one(
                 problem("default", found[1])
             else:
                 param["default"] = _normalized(param, cast(Scalar, default))
-    return param, problems
 
 
 def parse_schema(raw: object) -> tuple[list[Hyperparameter], list[SchemaProblem]]:

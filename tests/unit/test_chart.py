@@ -330,6 +330,7 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
         "KUBEARTS_METRICS_PORT": "8080",
         "KUBEARTS_HEALTH_PORT": "8081",
         "KUBEARTS_LOG_FORMAT": "json",
+        "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS": "21600",
         "KUBEARTS_GALLERY_RESYNC_SECONDS": "30",
     }
     assert pools
@@ -357,6 +358,12 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
             id="workspace-size",
         ),
         pytest.param({"logFormat": "plain"}, "KUBEARTS_LOG_FORMAT", "plain", id="log-format"),
+        pytest.param(
+            {"jobs": {"deadlineSeconds": {"dataset": 600}}},
+            "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
+            "600",
+            id="dataset-deadline",
+        ),
         pytest.param(
             {"gallery": {"install": True, "resyncSeconds": 5}},
             "KUBEARTS_GALLERY_RESYNC_SECONDS",

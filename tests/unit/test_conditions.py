@@ -14,6 +14,7 @@ from kubearts.conditions import (
     phase,
     rfc3339,
     set_condition,
+    status_events,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -200,3 +201,60 @@ def test_phase_summarises_conditions(conditions: list[dict[str, str]], expected:
 )
 def test_rfc3339(moment: datetime, expected: str) -> None:
     assert rfc3339(moment) == expected
+
+
+def _status(phase: str, *conditions: tuple[str, str, str]) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "conditions": [
+            {"type": kind, "status": status, "reason": reason, "message": reason}
+            for kind, status, reason in conditions
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "events"),
+    [
+        pytest.param(
+            _status("Pending"),
+            _status("Downloading", ("Ready", "False", "Downloading")),
+            [("Normal", "Downloading")],
+            id="first-state",
+        ),
+        pytest.param(
+            _status("Downloading", ("Ready", "False", "Downloading")),
+            _status("Downloading", ("Ready", "False", "Downloading")),
+            [],
+            id="progress-posts-nothing",
+        ),
+        pytest.param(
+            _status("Publishing", ("Ready", "False", "Publishing")),
+            _status("Ready", ("Ready", "True", "Published")),
+            [("Normal", "Published")],
+            id="ready",
+        ),
+        pytest.param(
+            _status("Downloading", ("Ready", "False", "Downloading")),
+            _status("Failed", ("Ready", "False", "DownloadFailed")),
+            [("Warning", "DownloadFailed")],
+            id="failed-phase",
+        ),
+        pytest.param(
+            _status("Ready", ("Ready", "True", "Published")),
+            _status("NotReady", ("Ready", "False", "ModelLoadFailed")),
+            [("Warning", "ModelLoadFailed")],
+            id="ready-lost",
+        ),
+        pytest.param(
+            _status("Pending", ("Failed", "False", "InputsValid")),
+            _status("Failed", ("Failed", "True", "OOMKilled"), ("Ready", "False", "OOMKilled")),
+            [("Warning", "OOMKilled")],
+            id="failed-condition-once",
+        ),
+    ],
+)
+def test_status_changes_worth_an_event(
+    before: dict[str, Any], after: dict[str, Any], events: list[tuple[str, str]]
+) -> None:
+    assert [(e.type, e.reason) for e in status_events(before, after)] == events

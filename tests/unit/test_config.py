@@ -85,6 +85,13 @@ def test_empty_values_keep_defaults() -> None:
             "KUBEARTS_GALLERY_RESYNC_SECONDS", "5", "gallery_resync_seconds", 5.0, id="resync"
         ),
         pytest.param(
+            "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
+            "600",
+            "dataset_job_deadline_seconds",
+            600,
+            id="dataset-deadline",
+        ),
+        pytest.param(
             "KUBEARTS_GALLERY_RESYNC_SECONDS",
             "1.5",
             "gallery_resync_seconds",

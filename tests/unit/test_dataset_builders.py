@@ -1,4 +1,4 @@
-"""kubearts.storage and kubearts.builders.datasets: storage URIs, the checked plan of a
+"""kubearts.storage and kubearts.builders.dataset_jobs: storage URIs, the checked plan of a
 Dataset spec, and the Jobs and claim built from it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kubearts.builders.datasets import (
+from kubearts.builders.dataset_jobs import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILES,
     ResolvedSource,
@@ -52,7 +52,10 @@ pss = _load_pss()
 
 OWNER = {"metadata": {"name": "flowers", "namespace": "ml", "uid": "uid-1"}}
 IMAGE = "ghcr.io/kubearts/dataset:0.1.0"
+DEADLINE = 3600
 PLACEMENT = build_placement("cpu", 0, DEFAULT_POOLS)
+#: What every Job builder takes besides the plan and the owner.
+JOB: dict[str, Any] = {"image": IMAGE, "placement": PLACEMENT, "deadline_seconds": DEADLINE}
 
 
 def plan(spec: dict[str, Any], **kwargs: Any) -> Any:
@@ -272,6 +275,7 @@ def test_the_ingest_job_runs_the_worker_with_the_plan() -> None:
         OWNER,
         image=IMAGE,
         placement=PLACEMENT,
+        deadline_seconds=DEADLINE,
     )
     main = container(job)
     args = main["args"]
@@ -287,7 +291,7 @@ def test_the_ingest_job_runs_the_worker_with_the_plan() -> None:
 
 
 def test_dataset_jobs_are_owned_labelled_and_not_retried() -> None:
-    job = ingest_job(plan(HTTP), OWNER, image=IMAGE, placement=PLACEMENT)
+    job = ingest_job(plan(HTTP), OWNER, **JOB)
     metadata = job["metadata"]
     assert metadata["namespace"] == "ml"
     assert metadata["name"].startswith("flowers-ingest-")
@@ -296,6 +300,7 @@ def test_dataset_jobs_are_owned_labelled_and_not_retried() -> None:
     assert metadata["labels"]["kubearts.io/step"] == "ingest"
     assert job["spec"]["template"]["metadata"]["labels"] == metadata["labels"]
     assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == DEADLINE
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
@@ -312,9 +317,7 @@ def test_job_names_follow_what_the_job_does() -> None:
 
 
 def test_a_pvc_source_is_mounted_read_only_next_to_the_writable_target() -> None:
-    job = ingest_job(
-        plan({"source": {"uri": "pvc://camera/raw"}}), OWNER, image=IMAGE, placement=PLACEMENT
-    )
+    job = ingest_job(plan({"source": {"uri": "pvc://camera/raw"}}), OWNER, **JOB)
     pod = job["spec"]["template"]["spec"]
     claims = {
         v["persistentVolumeClaim"]["claimName"]: v
@@ -325,12 +328,13 @@ def test_a_pvc_source_is_mounted_read_only_next_to_the_writable_target() -> None
     assert claims["kubearts-workspace"]["persistentVolumeClaim"]["readOnly"] is False
     mounts = {m["mountPath"]: m["readOnly"] for m in container(job)["volumeMounts"]}
     assert mounts == {"/tmp": False, "/mnt/pvc/camera": True, "/mnt/pvc/kubearts-workspace": False}
-    assert {"name": "scratch", "emptyDir": {}} in pod["volumes"]
+    # The scratch space holds the download, so it is bounded by the download limit.
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": str(20 * 2**30)}} in pod["volumes"]
 
 
 def test_an_s3_source_gets_the_secrets_credentials() -> None:
     spec = {"source": {"uri": "s3://data/a.tgz", "secretRef": {"name": "creds"}}}
-    env = container(ingest_job(plan(spec), OWNER, image=IMAGE, placement=PLACEMENT))["env"]
+    env = container(ingest_job(plan(spec), OWNER, **JOB))["env"]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
     assert refs == dict.fromkeys(
         ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION"], "creds"
@@ -349,13 +353,13 @@ def test_an_http_sources_secret_becomes_the_authorization_header_of_the_download
         "versions": [{"name": "v1", "trainRatio": 0.8}],
     }
     result = plan(spec)
-    assert _secret_env(ingest_job(result, OWNER, image=IMAGE, placement=PLACEMENT)) == {
+    assert _secret_env(ingest_job(result, OWNER, **JOB)) == {
         "KUBEARTS_HTTP_AUTHORIZATION": {"name": "token", "key": "Authorization", "optional": False}
     }
     # Publishing and removing never reach the source: they do not depend on its Secret.
-    publish = publish_job(result, result.versions[0], OWNER, image=IMAGE, placement=PLACEMENT)
+    publish = publish_job(result, result.versions[0], OWNER, **JOB)
     assert _secret_env(publish) == {}
-    assert _secret_env(cleanup_job(result, OWNER, image=IMAGE, placement=PLACEMENT)) == {}
+    assert _secret_env(cleanup_job(result, OWNER, **JOB)) == {}
 
 
 def test_an_http_source_and_an_s3_target_each_use_their_own_secret() -> None:
@@ -363,7 +367,7 @@ def test_an_http_source_and_an_s3_target_each_use_their_own_secret() -> None:
         "source": {"uri": "https://data.example/private.tgz", "secretRef": {"name": "token"}},
         "storage": {"uri": "s3://bucket/flowers", "secretRef": {"name": "s3-creds"}},
     }
-    env = _secret_env(ingest_job(plan(spec), OWNER, image=IMAGE, placement=PLACEMENT))
+    env = _secret_env(ingest_job(plan(spec), OWNER, **JOB))
     assert env.pop("KUBEARTS_HTTP_AUTHORIZATION")["name"] == "token"
     assert {selector["name"] for selector in env.values()} == {"s3-creds"}
     assert set(env) == {
@@ -385,7 +389,7 @@ def test_dataset_pods_run_in_the_cpu_pool() -> None:
         )
     }
     placement = build_placement("cpu", 0, pools)
-    job = ingest_job(plan(HTTP), OWNER, image=IMAGE, placement=placement)
+    job = ingest_job(plan(HTTP), OWNER, image=IMAGE, placement=placement, deadline_seconds=DEADLINE)
     pod = job["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"kubearts.io/pool": "cpu"}
     assert container(job)["resources"] == {
@@ -413,7 +417,7 @@ def test_the_publish_job_publishes_one_version(
         "versions": [{"name": "v1.2", "trainRatio": ratio, "seed": 3, "stratified": stratified}],
     }
     result = plan(spec)
-    job = publish_job(result, result.versions[0], OWNER, image=IMAGE, placement=PLACEMENT)
+    job = publish_job(result, result.versions[0], OWNER, **JOB)
     args = container(job)["args"]
     assert args[:5] == ["publish", "--dataset", result.target.uri, "--version", "v1.2"]
     assert args[5:10] == expected
@@ -438,7 +442,7 @@ def test_the_cleanup_job_runs_the_workers_remove_on_the_target(
     storage: dict[str, str], claims: dict[str, bool]
 ) -> None:
     result = plan({**HTTP, "storage": {**storage, "deletePolicy": "Delete"}})
-    job = cleanup_job(result, OWNER, image=IMAGE, placement=PLACEMENT)
+    job = cleanup_job(result, OWNER, **JOB)
     main = container(job)
     assert "command" not in main  # the image's entrypoint: python -m kubearts_dataset
     # The worker refuses a target without .kubearts/ingest.json: foreign data stays.
@@ -453,14 +457,12 @@ def test_the_cleanup_job_runs_the_workers_remove_on_the_target(
 @pytest.mark.parametrize(
     "build",
     [
-        pytest.param(lambda p: ingest_job(p, OWNER, image=IMAGE, placement=PLACEMENT), id="ingest"),
+        pytest.param(lambda p: ingest_job(p, OWNER, **JOB), id="ingest"),
         pytest.param(
-            lambda p: publish_job(p, p.versions[0], OWNER, image=IMAGE, placement=PLACEMENT),
+            lambda p: publish_job(p, p.versions[0], OWNER, **JOB),
             id="publish",
         ),
-        pytest.param(
-            lambda p: cleanup_job(p, OWNER, image=IMAGE, placement=PLACEMENT), id="cleanup"
-        ),
+        pytest.param(lambda p: cleanup_job(p, OWNER, **JOB), id="cleanup"),
     ],
 )
 def test_dataset_pods_meet_the_restricted_pod_security_standard(build: Any) -> None:

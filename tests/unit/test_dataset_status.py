@@ -1,5 +1,6 @@
-"""kubearts.datasets, the pure part of the Dataset reconciliation: the worker's results and
-logs turned into Dataset status, and the immutability of published versions."""
+"""The pure part of the Dataset reconciliation: the worker's results and logs turned into
+Dataset status (kubearts.dataset_status), the immutability of published versions, and the
+one decision of each step (kubearts.dataset_plan)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,17 @@ from typing import Any
 
 import pytest
 
-from kubearts.builders.datasets import VersionPlan, plan_dataset
-from kubearts.datasets import (
+from kubearts.builders.dataset_jobs import VersionPlan, plan_dataset
+from kubearts.dataset_plan import Observed, SecretNeed, decide, secret_needs, secret_problem
+from kubearts.dataset_status import (
     EXIT_REASONS,
-    SecretNeed,
     failure_updates,
     ingest_fields,
     progress_from_log,
-    result_from_log,
-    secret_needs,
-    secret_problem,
     version_conflicts,
     version_entry,
 )
+from kubearts.workloads import JobView, job_state, result_from_log
 from kubearts_dataset.errors import EXIT_CODES
 
 PLAN = plan_dataset(
@@ -267,17 +266,78 @@ def test_the_secrets_a_dataset_reads_and_the_keys_they_need(
             id="missing-secret",
         ),
         pytest.param(
-            {"data": {"token": "eA=="}},
+            frozenset({"token"}),
             "spec.source.secretRef: Secret 'token' has no Authorization; add the key",
             id="missing-key",
         ),
-        pytest.param({"stringData": {"Authorization": "Bearer x"}}, None, id="complete"),
+        pytest.param(frozenset({"Authorization"}), None, id="complete"),
     ],
 )
 def test_a_secret_without_the_needed_key_is_waited_for_with_the_fix(
-    secret: dict[str, Any] | None, message: str | None
+    secret: frozenset[str] | None, message: str | None
 ) -> None:
     spec = {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}}}
     plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
     problem = secret_problem(plan, secret_needs(plan)[0], secret)
     assert (problem.message if problem else None) == message
+
+
+# --- the one decision of a step ------------------------------------------------------------------
+
+
+def _view(job: dict[str, Any], result: dict[str, Any] | None = None) -> JobView:
+    return JobView(job, job_state(job), result=result)
+
+
+def _job(name: str, step: str, *conditions: str, **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"kubearts.io/step": step, "kubearts.io/data-key": PLAN.data_key, **labels},
+        },
+        "status": {"conditions": [{"type": c, "status": "True"} for c in conditions]},
+    }
+
+
+def test_with_no_job_the_step_starts_the_ingest() -> None:
+    step = decide(Observed(PLAN, {}))
+    assert step.start_ingest
+    assert (step.outcome.phase, step.wait) == ("Downloading", None)
+
+
+def test_a_missing_secret_is_waited_for_before_any_job_starts() -> None:
+    spec = {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}}}
+    plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
+    step = decide(Observed(plan, {}, secret_keys={"token": None}))
+    assert not step.starts_jobs
+    assert step.wait is not None
+    assert "Secret 'token' does not exist" in step.wait.message
+
+
+def test_a_failed_ingest_fails_the_dataset_with_the_workers_reason() -> None:
+    ingest = _job(PLAN.ingest_job_name, "ingest", "Failed")
+    result = {"status": "Failed", "reason": "DownloadFailed", "message": "404"}
+    step = decide(Observed(PLAN, {}, [_view(ingest, result)]))
+    assert not step.starts_jobs
+    assert step.outcome.phase == "Failed"
+    ready = next(u for u in step.outcome.updates if u.type == "Ready")
+    assert (ready.reason, ready.message) == ("DownloadFailed", "404")
+
+
+def test_a_completed_ingest_whose_result_is_lost_runs_again() -> None:
+    ingest = _job(PLAN.ingest_job_name, "ingest", "Complete")
+    step = decide(Observed(PLAN, {}, [_view(ingest)]))
+    assert step.delete_jobs == (PLAN.ingest_job_name,)
+
+
+def test_once_the_data_is_in_each_unpublished_version_gets_a_publish_job() -> None:
+    spec = {
+        "source": {"uri": "https://x/a.tgz"},
+        "versions": [{"name": "v1", "trainRatio": 0.8}, {"name": "v2", "trainRatio": 0.5}],
+    }
+    plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
+    ingest = _job(plan.ingest_job_name, "ingest", "Complete")
+    result = {"status": "Succeeded", "sampleCount": 10, "classCount": 2, "digest": "sha256:1"}
+    step = decide(Observed(plan, {}, [_view(ingest, result)]))
+    assert [v.name for v in step.publish] == ["v1", "v2"]
+    assert step.outcome.phase == "Publishing"

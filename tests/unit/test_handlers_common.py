@@ -10,6 +10,7 @@ import kopf
 import pytest
 from prometheus_client import REGISTRY
 
+from kubearts.conditions import SpecError
 from kubearts.config import Config, load_config
 from kubearts.constants import DATASET, INFERENCE_SERVICE, MODEL, TRAINING_JOB
 from kubearts.handlers.common import (
@@ -157,7 +158,10 @@ def test_not_implemented_is_an_honest_not_ready() -> None:
 def test_invalid_spec_marks_the_object_and_returns_a_permanent_error() -> None:
     patch = kopf.Patch()
     error = invalid_spec(
-        TRAINING_JOB, body(), patch, "spec.resources.pool", "unknown pool 'tpu'", "use gpu"
+        TRAINING_JOB,
+        body(),
+        patch,
+        SpecError("spec.resources.pool", "unknown pool 'tpu'", "use gpu"),
     )
     assert isinstance(error, kopf.PermanentError)
     assert str(error) == "spec.resources.pool: unknown pool 'tpu'; use gpu"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from kubearts.training import (
+from kubearts.training_plan import (
     REASON_DATASET_VERSION_NOT_SPLIT,
     REASON_INVALID_HYPERPARAMETERS,
     REASON_UNSUPPORTED_DEVICE,
-    Refusal,
+    SpecError,
     TrainingPlan,
     Wait,
     plan_training,
@@ -90,7 +90,7 @@ SPEC: dict[str, Any] = {
 
 def plan(
     spec: dict[str, Any] | None = None, subscription: Any = SUBSCRIPTION, dataset: Any = DATASET
-) -> Refusal | Wait | TrainingPlan:
+) -> SpecError | Wait | TrainingPlan:
     return plan_training(spec or SPEC, subscription, {"digits": dataset})
 
 
@@ -204,20 +204,20 @@ def test_specs_that_cannot_work_are_refused_naming_the_field(
     spec: dict[str, Any], field: str, reason: str, mentions: str
 ) -> None:
     result = plan(spec)
-    assert isinstance(result, Refusal)
+    assert isinstance(result, SpecError)
     assert (result.field, result.reason) == (field, reason)
     assert mentions in f"{result.problem} {result.fix}"
 
 
 def test_unsplit_refusal_tells_how_to_fix_it() -> None:
     result = plan(edited(SPEC, "inputs.0.version", "all"))
-    assert isinstance(result, Refusal)
+    assert isinstance(result, SpecError)
     assert "trainRatio: 0.8" in result.fix
 
 
 def test_hyperparameter_refusal_lists_every_problem() -> None:
     result = plan(edited(SPEC, "hyperparameters", {"epochs": 0, "optimiser": "adam"}))
-    assert isinstance(result, Refusal)
+    assert isinstance(result, SpecError)
     assert "epochs" in result.problem
     assert "optimiser" in result.problem
 
@@ -226,5 +226,5 @@ def test_format_outside_the_algorithm_contract_is_refused() -> None:
     dataset = edited(DATASET, "spec.format", "Manifest")
     subscription = edited(SUBSCRIPTION, "status.contract", {"formats": ["ImageFolder"]})
     result = plan(subscription=subscription, dataset=dataset)
-    assert isinstance(result, Refusal)
+    assert isinstance(result, SpecError)
     assert result.field == "spec.inputs[0].dataset"

@@ -1,6 +1,11 @@
 """What every handler shares: writing status (conditions, observedGeneration, phase),
 reporting an invalid spec or a dependency to wait for, and reaching the configuration.
 
+This is the one status path of every kind: domain modules return status fields and
+:class:`ConditionUpdate` s, never conditions, ``observedGeneration`` or ``phase`` of their
+own. :func:`write_status` also posts a Kubernetes Event on the object when ``Ready``
+changes or a ``Failed`` condition appears (:func:`kubearts.conditions.status_events`).
+
 Handlers never assemble ``patch.status`` by hand. They describe the conditions to set with
 :class:`ConditionUpdate` and call :func:`write_status`, which computes the whole new
 condition list with the pure helpers of ``kubearts.conditions`` and puts into kopf's
@@ -10,21 +15,28 @@ handler raises, so a False condition written before raising reaches the object.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import kopf
 
 from kubearts import metrics
-from kubearts.conditions import Condition, ConditionUpdate, phase, set_condition
+from kubearts.conditions import (
+    Condition,
+    ConditionUpdate,
+    SpecError,
+    phase,
+    set_condition,
+    status_events,
+)
 from kubearts.config import Config, load_config
 from kubearts.constants import (
     ALL_KINDS,
     COND_READY,
     FALSE,
     GROUP,
-    REASON_INVALID_SPEC,
     REASON_NOT_IMPLEMENTED,
     REASON_WAITING_FOR_DEPENDENCY,
     VERSION,
@@ -105,13 +117,15 @@ def write_status(
     """Put the status changes for ``updates`` (and ``fields``) into kopf's ``patch``.
 
     Builds on what is already in ``patch.status``, so several calls within one handler run
-    accumulate. Also records the object's conditions for the ``kubearts_objects`` metric.
-    Returns the object's whole condition list after the change.
+    accumulate. Posts the Events the change is worth, and records the object's conditions
+    for the ``kubearts_objects`` metric. Returns the whole condition list after the change.
     """
     current = {**(body.get("status") or {}), **patch.status}
     changes = status_changes(current, generation_of(body), updates, fields=fields, now=now)
     for key, value in changes.items():
         patch.status[key] = value
+    for event in status_events(current, {**current, **changes}):
+        post_event(body, event.type, event.reason, event.message)
     conditions: list[Condition] = changes.get("conditions", current.get("conditions") or [])
     metadata = body.get("metadata") or {}
     metrics.record_conditions(
@@ -147,26 +161,38 @@ def register_not_implemented(kind: KindNames) -> None:
         decorator(GROUP, VERSION, kind.plural, id=f"{kind.plural}_{event}")(instrumented)
 
 
+def post_event(body: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event on ``body`` through kopf's event poster.
+
+    Outside a running operator (a handler called directly, as unit tests do) there is no
+    poster, and nothing is posted.
+    """
+    # kopf's context variables (its settings, the event queue) exist only in the operator.
+    with contextlib.suppress(LookupError):
+        kopf.event(cast(kopf.Body, body), type=type, reason=reason, message=message)
+
+
 def invalid_spec(
     kind: KindNames,
     body: Mapping[str, Any],
     patch: kopf.Patch,
-    field: str,
-    problem: str,
-    fix: str,
+    error: SpecError,
+    *,
+    updates: Iterable[ConditionUpdate] = (),
+    fields: Mapping[str, Any] | None = None,
 ) -> kopf.PermanentError:
-    """Mark the object Ready=False/InvalidSpec and return the error for the handler to raise.
+    """Mark the object Ready=False with the error's reason (InvalidSpec unless it names a
+    more specific one) and return the error for the handler to raise.
 
     The message names the field, the problem and the fix, e.g.
-    ``raise invalid_spec(TRAINING_JOB, body, patch, "spec.resources.pool",
-    "unknown pool 'tpu'", "use one of cpu, gpu, ascend910")``. kopf does not retry a
+    ``raise invalid_spec(TRAINING_JOB, body, patch, SpecError("spec.resources.pool",
+    "unknown pool 'tpu'", "use one of cpu, gpu, ascend910"))``. ``updates`` and
+    ``fields`` are written in the same status change. kopf does not retry a
     PermanentError; editing the spec runs the update handler again.
     """
-    message = f"{field}: {problem}; {fix}"
-    write_status(
-        patch, body, kind, [ConditionUpdate(COND_READY, FALSE, REASON_INVALID_SPEC, message)]
-    )
-    return kopf.PermanentError(message)
+    ready = ConditionUpdate(COND_READY, FALSE, error.reason, error.message)
+    write_status(patch, body, kind, [*updates, ready], fields=fields)
+    return kopf.PermanentError(error.message)
 
 
 def waiting_for(

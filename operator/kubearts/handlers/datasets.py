@@ -32,11 +32,10 @@ from typing import Any, Final
 
 import kopf
 
-from kubearts import datasets, k8s, metrics
-from kubearts.builders.datasets import (
+from kubearts import dataset_plan, k8s, metrics, workloads
+from kubearts.builders.dataset_jobs import (
     DatasetPlan,
     ResolvedSource,
-    SpecError,
     cleanup_job,
     gallery_reference,
     ingest_job,
@@ -45,20 +44,19 @@ from kubearts.builders.datasets import (
     workspace_claim,
 )
 from kubearts.builders.placement import Placement, build_placement
-from kubearts.conditions import get_condition
+from kubearts.conditions import SpecError
 from kubearts.config import Config
 from kubearts.constants import (
-    COND_READY,
     DATASET,
     DATASET_LABEL,
-    FALSE,
     GALLERY_LABEL,
     GROUP,
     PHASE_FAILED,
     POOL_CPU,
+    REASON_INVALID_CONFIGURATION,
     VERSION,
 )
-from kubearts.datasets import Outcome, WaitingError
+from kubearts.dataset_plan import Observed, Step, WaitingError
 from kubearts.handlers import common
 
 __all__ = [
@@ -77,8 +75,6 @@ POLL_SECONDS: Final = 3.0
 WAIT_SECONDS: Final = 10.0
 #: Delay between two looks at a running cleanup Job.
 CLEANUP_POLL_SECONDS: Final = 2.0
-#: Log lines read to find the latest progress or result line.
-LOG_TAIL_LINES: Final = 20
 
 
 # --- registrations ---------------------------------------------------------------------------
@@ -86,7 +82,7 @@ LOG_TAIL_LINES: Final = 20
 
 def _in_progress(status: kopf.Status, **_: Any) -> bool:
     """Timer filter: a Job works for the Dataset."""
-    return status.get("phase") in datasets.ACTIVE_PHASES
+    return status.get("phase") in dataset_plan.ACTIVE_PHASES
 
 
 def _deletes_data(spec: kopf.Spec, **_: Any) -> bool:
@@ -148,66 +144,61 @@ def datasets_delete(body: kopf.Body, logger: kopf.Logger, memo: kopf.Memo, **_: 
 def reconcile(
     body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config
 ) -> None:
-    """Move the Dataset on by one stage and write what was observed into ``patch.status``.
+    """Move the Dataset on by one stage: read, decide once, carry out, write the status once.
 
     Raises ``kopf.PermanentError`` for an invalid spec and ``kopf.TemporaryError`` while
-    waiting for another object before any Job could start.
+    waiting for another object.
     """
     status: Mapping[str, Any] = body.get("status") or {}
-    previous_ready = get_condition(status.get("conditions"), COND_READY)
     try:
-        plan, placement = _plan(body, patch, config)
-        outcome = _step(plan, body, status, placement, config)
+        plan = _plan(body, config)
+        placement = _placement(config)
+    except SpecError as error:
+        fields = {"phase": PHASE_FAILED}
+        raise common.invalid_spec(DATASET, body, patch, error, fields=fields) from None
     except WaitingError as wait:
-        _write(patch, body, datasets.waiting_outcome(status, wait))
-        raise kopf.TemporaryError(wait.message, delay=WAIT_SECONDS) from None
-    _write(patch, body, outcome)
-    _log_transition(logger, previous_ready, outcome)
-
-
-def _plan(
-    body: Mapping[str, Any], patch: kopf.Patch, config: Config
-) -> tuple[DatasetPlan, Placement]:
-    """The checked spec and where its pods go; an invalid one fails the Dataset for good
-    (``kopf.PermanentError``, with the status written)."""
-    metadata = body.get("metadata") or {}
-    name, namespace = str(metadata.get("name")), str(metadata.get("namespace"))
-    spec: Mapping[str, Any] = body.get("spec") or {}
-    try:
-        source = _resolve_gallery(spec, config)
-        plan = plan_dataset(
-            name, namespace, spec, workspace_pvc=config.workspace_pvc, source=source
-        )
-        placement = build_placement(POOL_CPU, 0, config.pools, field="KUBEARTS_POOLS")
-    except SpecError as exc:
-        common.write_status(patch, body, DATASET, [], fields={"phase": PHASE_FAILED})
-        raise common.invalid_spec(DATASET, body, patch, exc.field, exc.problem, exc.fix) from None
-    except ValueError as exc:
-        # The operator's pools have no cpu pool: a configuration problem, not the user's.
-        message = f"the operator cannot place dataset pods: {exc}; add a cpu pool"
-        update = datasets.ready(FALSE, "InvalidConfiguration", message)
-        _write(patch, body, Outcome(PHASE_FAILED, [update]))
-        raise kopf.PermanentError(message) from None
-    return plan, placement
-
-
-def _write(patch: kopf.Patch, body: Mapping[str, Any], outcome: Outcome) -> None:
+        step = dataset_plan.waiting(status, wait)
+    else:
+        step = dataset_plan.decide(_observe(plan, status, config))
+        if step.delete_jobs or step.starts_jobs:
+            _carry_out(step, plan, body, placement, config)
+    outcome = step.outcome
     common.write_status(
         patch, body, DATASET, outcome.updates, fields={**outcome.fields, "phase": outcome.phase}
     )
+    if step.wait is not None:
+        raise kopf.TemporaryError(step.wait.message, delay=WAIT_SECONDS)
+    logger.debug("Dataset step done: phase %s", outcome.phase)
 
 
-def _log_transition(
-    logger: kopf.Logger, previous: Mapping[str, Any] | None, outcome: Outcome
-) -> None:
-    """Log (and so post as an Event) only when Ready changes, not on every poll."""
-    ready = datasets.ready_change(previous, outcome)
-    if ready is None:
-        return
-    if ready.status == FALSE and outcome.phase == PHASE_FAILED:
-        logger.warning("Dataset failed (%s): %s", ready.reason, ready.message)
-    else:
-        logger.info("Dataset %s: %s", ready.reason, ready.message)
+def _plan(body: Mapping[str, Any], config: Config) -> DatasetPlan:
+    """The checked spec, its ``gallery://`` source resolved.
+
+    Raises :class:`SpecError` for an invalid spec and :class:`WaitingError` while the
+    gallery does not offer the entry.
+    """
+    metadata = body.get("metadata") or {}
+    spec: Mapping[str, Any] = body.get("spec") or {}
+    return plan_dataset(
+        str(metadata.get("name")),
+        str(metadata.get("namespace")),
+        spec,
+        workspace_pvc=config.workspace_pvc,
+        source=_resolve_gallery(spec, config),
+    )
+
+
+def _placement(config: Config) -> Placement:
+    """Where data set pods go: the cpu pool. Without one the operator is misconfigured."""
+    try:
+        return build_placement(POOL_CPU, 0, config.pools, field="KUBEARTS_POOLS")
+    except ValueError as exc:
+        raise SpecError(
+            "KUBEARTS_POOLS",
+            f"the operator cannot place dataset pods: {exc}",
+            "add a cpu pool to the operator's pools",
+            reason=REASON_INVALID_CONFIGURATION,
+        ) from None
 
 
 def _resolve_gallery(spec: Mapping[str, Any], config: Config) -> ResolvedSource | None:
@@ -219,115 +210,67 @@ def _resolve_gallery(spec: Mapping[str, Any], config: Config) -> ResolvedSource 
     configmaps = k8s.list_objects(
         "v1", "ConfigMap", config.namespace, {GALLERY_LABEL: gallery_name}
     )
-    return datasets.gallery_source(configmaps, gallery_name, entry_name, config.namespace)
+    return dataset_plan.gallery_source(configmaps, gallery_name, entry_name, config.namespace)
 
 
-def _check_dependencies(plan: DatasetPlan, config: Config) -> None:
-    """Make sure the claims and Secrets the worker needs exist (creating the workspace).
+def _observe(plan: DatasetPlan, status: Mapping[str, Any], config: Config) -> Observed:
+    """Read what the decision needs: the Dataset's Jobs and their pods (one list each, the
+    log only where a Job's state needs it), the claims and the Secrets' keys."""
+    namespace = plan.namespace
+    jobs = k8s.list_objects("batch/v1", "Job", namespace, {DATASET_LABEL: plan.name})
+    pods = k8s.list_pods(namespace, {DATASET_LABEL: plan.name})
+    views = [_view(namespace, job, pods) for job in jobs]
+    claims = frozenset(
+        claim
+        for claim in dataset_plan.claims_to_check(plan)
+        if k8s.get("v1", "PersistentVolumeClaim", namespace, claim) is not None
+    )
+    secret_keys: dict[str, frozenset[str] | None] = {}
+    for need in dataset_plan.secret_needs(plan):
+        secret = k8s.get("v1", "Secret", namespace, need.name)
+        secret_keys[need.name] = None if secret is None else _keys(secret)
+    return Observed(plan, status, views, claims, secret_keys)
 
-    Raises :class:`WaitingError` naming the first one missing.
-    """
+
+def _view(namespace: str, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> workloads.JobView:
+    name = workloads.object_name(job)
+    own = [pod for pod in pods if workloads.labels_of(pod).get("job-name") == name]
+
+    def read_log(pod: str, tail: int | None) -> str:
+        return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
+
+    return workloads.observe_job(job, own, read_log, dataset_plan.EXIT_REASONS)
+
+
+def _keys(secret: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(secret.get("data") or {}) | frozenset(secret.get("stringData") or {})
+
+
+def _carry_out(
+    step: Step, plan: DatasetPlan, body: Mapping[str, Any], placement: Placement, config: Config
+) -> None:
+    """Delete the Jobs the step replaces, then start the ones it asks for."""
+    for name in step.delete_jobs:
+        k8s.delete("batch/v1", "Job", plan.namespace, name)
+    if not step.starts_jobs:
+        return
     if plan.uses_workspace:
         # Created from the default StorageClass and never deleted: no owner reference.
         k8s.create_or_get(
             workspace_claim(plan.namespace, config.workspace_pvc, config.workspace_size)
         )
-    for claim in datasets.claims_to_check(plan, config.workspace_pvc):
-        if k8s.get("v1", "PersistentVolumeClaim", plan.namespace, claim) is None:
-            raise datasets.missing_claim(plan, claim)
-    for need in datasets.secret_needs(plan):
-        secret = k8s.get("v1", "Secret", plan.namespace, need.name)
-        problem = datasets.secret_problem(plan, need, secret)
-        if problem is not None:
-            raise problem
-
-
-def _step(
-    plan: DatasetPlan,
-    body: Mapping[str, Any],
-    status: Mapping[str, Any],
-    placement: Placement,
-    config: Config,
-) -> Outcome:
-    """Follow the ingest Job (starting it when there is none for the spec), then the
-    versions once the data is in."""
-    jobs = k8s.list_objects("batch/v1", "Job", plan.namespace, {DATASET_LABEL: plan.name})
-    ingest = datasets.ingest_job_for(plan, jobs)
-    if ingest is None:
-        refusal = datasets.data_change_refusal(plan, jobs, status)
-        if refusal is not None:
-            return refusal
-        _check_dependencies(plan, config)
-        for stale in datasets.stale_ingest_jobs(jobs):
-            k8s.delete("batch/v1", "Job", plan.namespace, stale)
-        k8s.create_or_get(ingest_job(plan, body, image=config.image_dataset, placement=placement))
-        return datasets.ingest_started(plan)
-
-    if datasets.job_state(ingest) == "Running":
-        pod = _job_pod(plan.namespace, ingest)
-        log = None if pod is None else _pod_log(plan.namespace, pod)
-        return datasets.ingest_running(plan, status, pod, log)
-
-    verdict = datasets.judge_ingest(plan, ingest, _job_result(plan.namespace, ingest), status)
-    if isinstance(verdict, datasets.Rerun):
-        k8s.delete("batch/v1", "Job", plan.namespace, datasets.object_name(ingest))
-        return verdict.outcome
-    if isinstance(verdict, Outcome):
-        return verdict
-    return _publish_versions(plan, body, status, jobs, verdict, placement, config)
-
-
-def _publish_versions(
-    plan: DatasetPlan,
-    body: Mapping[str, Any],
-    status: Mapping[str, Any],
-    jobs: list[dict[str, Any]],
-    ingested: datasets.Ingested,
-    placement: Placement,
-    config: Config,
-) -> Outcome:
-    """Start a publish Job for each version that has none, and collect the stopped ones."""
-    pending: list[str] = []
-    finished: list[datasets.FinishedPublish] = []
-    for version, job in datasets.unpublished_versions(plan, jobs, status):
-        if job is None:
-            _check_dependencies(plan, config)
-            k8s.create_or_get(
-                publish_job(plan, version, body, image=config.image_dataset, placement=placement)
+    deadline = config.dataset_job_deadline_seconds
+    image = config.image_dataset
+    if step.start_ingest:
+        k8s.create_or_get(
+            ingest_job(plan, body, image=image, placement=placement, deadline_seconds=deadline)
+        )
+    for version in step.publish:
+        k8s.create_or_get(
+            publish_job(
+                plan, version, body, image=image, placement=placement, deadline_seconds=deadline
             )
-            pending.append(version.name)
-        elif datasets.job_state(job) == "Running":
-            pending.append(version.name)
-        else:
-            result = _job_result(plan.namespace, job)
-            finished.append(datasets.FinishedPublish(version, job, result))
-    return datasets.versions_outcome(plan, status, ingested, pending, finished)
-
-
-# --- reading Jobs' pods ----------------------------------------------------------------------
-
-
-def _job_pod(namespace: str, job: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    pods = k8s.list_pods(namespace, {"job-name": datasets.object_name(job)})
-    return datasets.latest_pod(pods)
-
-
-def _pod_log(namespace: str, pod: Mapping[str, Any]) -> str:
-    log = k8s.read_pod_log(namespace, datasets.object_name(pod), tail_lines=LOG_TAIL_LINES)
-    return log or ""
-
-
-def _job_result(namespace: str, job: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The worker's result, None while nothing can be read (no pod, not stopped).
-
-    The log is read only when the termination message does not hold the whole result.
-    """
-    pod = _job_pod(namespace, job)
-    terminated = None if pod is None else datasets.terminated_state(pod)
-    if pod is None or terminated is None:
-        return None
-    log = _pod_log(namespace, pod) if datasets.needs_full_result(terminated) else None
-    return datasets.worker_result(terminated, log)
+        )
 
 
 # --- deletion --------------------------------------------------------------------------------
@@ -348,23 +291,31 @@ def cleanup(body: Mapping[str, Any], logger: kopf.Logger, config: Config) -> Non
         plan = plan_dataset(
             name, namespace, body.get("spec") or {}, workspace_pvc=config.workspace_pvc
         )
-        placement = build_placement(POOL_CPU, 0, config.pools, field="KUBEARTS_POOLS")
-    except ValueError as exc:
+        placement = _placement(config)
+    except SpecError as exc:
         logger.error("cannot remove the stored files of the Dataset: %s", exc)
         return
     jobs = k8s.list_objects("batch/v1", "Job", namespace, {DATASET_LABEL: name})
-    for running in datasets.cleanup_blockers(plan, jobs):
+    for running in dataset_plan.cleanup_blockers(plan, jobs):
         k8s.delete("batch/v1", "Job", namespace, running)
     job = k8s.get("batch/v1", "Job", namespace, plan.cleanup_job_name)
     if job is None:
-        k8s.create_or_get(cleanup_job(plan, body, image=config.image_dataset, placement=placement))
+        k8s.create_or_get(
+            cleanup_job(
+                plan,
+                body,
+                image=config.image_dataset,
+                placement=placement,
+                deadline_seconds=config.dataset_job_deadline_seconds,
+            )
+        )
         raise kopf.TemporaryError(f"removing {plan.target.uri}", delay=CLEANUP_POLL_SECONDS)
-    state = datasets.job_state(job)
-    if state == "Running":
+    pods = k8s.list_pods(namespace, {"job-name": plan.cleanup_job_name})
+    view = _view(namespace, job, pods)
+    if view.state == "Running":
         raise kopf.TemporaryError(f"removing {plan.target.uri}", delay=CLEANUP_POLL_SECONDS)
-    result = _job_result(namespace, job)
-    if state == "Failed":
-        failure = result or datasets.job_failure(job)
+    if not view.succeeded:
+        failure = view.result or workloads.job_failure(job)
         logger.error(
             "could not remove %s (%s); the files stay: remove them by hand",
             plan.target.uri,
@@ -374,5 +325,5 @@ def cleanup(body: Mapping[str, Any], logger: kopf.Logger, config: Config) -> Non
     logger.info(
         "removed the stored files at %s: %s",
         plan.target.uri,
-        (result or {}).get("message", "the cleanup Job completed"),
+        (view.result or {}).get("message", "the cleanup Job completed"),
     )

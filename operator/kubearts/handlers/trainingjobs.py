@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from kubearts import k8s, metrics
-from kubearts.conditions import ConditionUpdate
+from kubearts.conditions import ConditionUpdate, SpecError
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -30,7 +30,7 @@ from kubearts.constants import (
     VERSION,
 )
 from kubearts.handlers import common
-from kubearts.training import Refusal, TrainingPlan, Wait, plan_training
+from kubearts.training_plan import TrainingPlan, Wait, plan_training
 
 
 @kopf.on.create(GROUP, VERSION, TRAINING_JOB.plural)
@@ -67,18 +67,9 @@ def reconcile(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger) -
     result = plan_training(spec, subscription, datasets)
     if isinstance(result, Wait):
         raise common.waiting_for(TRAINING_JOB, body, patch, result.message)
-    if isinstance(result, Refusal):
-        message = f"{result.field}: {result.problem}; {result.fix}"
-        common.write_status(
-            patch,
-            body,
-            TRAINING_JOB,
-            [
-                ConditionUpdate(COND_FAILED, TRUE, result.reason, message),
-                ConditionUpdate(COND_READY, FALSE, result.reason, message),
-            ],
-        )
-        raise kopf.PermanentError(message)
+    if isinstance(result, SpecError):
+        failed = ConditionUpdate(COND_FAILED, TRUE, result.reason, result.message)
+        raise common.invalid_spec(TRAINING_JOB, body, patch, result, updates=[failed])
     _report_plan(body, patch, logger, result)
 
 

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
-from kubearts.builders.meta import child_labels, child_name, owner_reference
+from kubearts.builders.jobs import RESULT_PATH, SCRATCH_PATH, JobLimits, worker_job
+from kubearts.builders.meta import child_labels, child_name
 from kubearts.builders.placement import Placement
-from kubearts.builders.security import container_security_context, pod_security_context
+from kubearts.conditions import SpecError
 from kubearts.constants import (
     DATA_KEY_LABEL,
     DATASET,
@@ -46,8 +47,6 @@ from kubearts.storage import (
     EnvVar,
     StorageLocation,
     StorageUriError,
-    Volume,
-    VolumeMount,
     claim_mounts,
     claim_volumes,
     http_authorization_env,
@@ -75,10 +74,6 @@ STEP_CLEANUP: Final = "cleanup"
 
 #: Folder of the workspace claim holding data sets, one sub-folder per Dataset.
 WORKSPACE_DATASETS_DIR: Final = "datasets"
-#: Where the worker writes its compact result; Kubernetes turns it into the termination message.
-RESULT_PATH: Final = "/dev/termination-log"
-#: Scratch space of the worker pods (downloads, s3 staging): an emptyDir, the image's HOME.
-SCRATCH_PATH: Final = "/tmp"
 #: Default limits, the CRD's defaults (20 GiB unpacked, a million entries).
 DEFAULT_MAX_BYTES: Final = 20 * 2**30
 DEFAULT_MAX_FILES: Final = 1_000_000
@@ -127,17 +122,6 @@ class DatasetSpec(TypedDict, total=False):
     storage: StorageSpec
     limits: LimitsSpec
     versions: list[VersionSpec]
-
-
-class SpecError(ValueError):
-    """The spec cannot be acted on: ``field`` names the spec path, ``problem`` and ``fix``
-    what is wrong and how to correct it (the shape ``common.invalid_spec`` reports)."""
-
-    def __init__(self, field: str, problem: str, fix: str) -> None:
-        super().__init__(f"{field}: {problem}; {fix}")
-        self.field = field
-        self.problem = problem
-        self.fix = fix
 
 
 # --- the plan --------------------------------------------------------------------------------
@@ -369,6 +353,39 @@ def plan_dataset(
     raw_source = spec.get("source")
     if not isinstance(raw_source, Mapping) or not isinstance(raw_source.get("uri"), str):
         raise SpecError("spec.source.uri", "is missing", "set it to the data's location")
+    resolved = _resolve_source(raw_source, spec.get("format", "ImageFolder"), source)
+    storage = spec.get("storage") or {}
+    target, uses_workspace = _target(storage, name, workspace_pvc)
+    source_secret = _secret_name(raw_source.get("secretRef"), "spec.source.secretRef")
+    storage_secret = _secret_name(storage.get("secretRef"), "spec.storage.secretRef")
+    _check_secrets(resolved, target, source_secret, storage_secret)
+    limits = spec.get("limits") or {}
+    delete_policy = storage.get("deletePolicy", "Retain")
+    if delete_policy not in ("Retain", "Delete"):
+        raise SpecError(
+            "spec.storage.deletePolicy",
+            f"{delete_policy!r} is not a policy",
+            "use Retain or Delete",
+        )
+    return DatasetPlan(
+        name=name,
+        namespace=namespace,
+        source=resolved,
+        source_secret=source_secret,
+        target=target,
+        storage_secret=storage_secret,
+        uses_workspace=uses_workspace,
+        max_bytes=_int(limits.get("maxBytes"), DEFAULT_MAX_BYTES, "spec.limits.maxBytes"),
+        max_files=_int(limits.get("maxFiles"), DEFAULT_MAX_FILES, "spec.limits.maxFiles"),
+        delete_policy=delete_policy,
+        versions=_versions(spec.get("versions")),
+    )
+
+
+def _resolve_source(
+    raw_source: Mapping[str, Any], spec_format: Any, source: ResolvedSource | None
+) -> ResolvedSource:
+    """``spec.source`` and ``spec.format`` checked, a ``gallery://`` entry resolved."""
     uri: str = raw_source["uri"]
     scheme = urlsplit(uri).scheme.lower()
     spec_sha = raw_source.get("sha256")
@@ -380,23 +397,20 @@ def plan_dataset(
         raise SpecError(
             "spec.source.sha256", f"{spec_sha!r} is not a SHA-256", "write 64 lower-case hex digits"
         )
-    spec_format = spec.get("format", "ImageFolder")
     if spec_format not in FORMATS:
         raise SpecError(
             "spec.format", f"{spec_format!r} is not a format", "use ImageFolder or Manifest"
         )
-
     if scheme == "gallery":
-        reference = gallery_reference(uri)
         if source is None:
             # Unresolved: enough to know the storage (e.g. for removing it), not to ingest.
-            resolved = ResolvedSource(uri, spec_sha, spec_format, "/".join(reference or ()))
-        else:
-            # An explicit checksum in the spec pins the download even for a gallery entry.
-            resolved = ResolvedSource(
-                source.uri, spec_sha or source.sha256, source.format, source.gallery_entry
-            )
-    elif scheme in ("http", "https"):
+            entry = "/".join(gallery_reference(uri) or ())
+            return ResolvedSource(uri, spec_sha, spec_format, entry)
+        # An explicit checksum in the spec pins the download even for a gallery entry.
+        return ResolvedSource(
+            source.uri, spec_sha or source.sha256, source.format, source.gallery_entry
+        )
+    if scheme in ("http", "https"):
         parts = urlsplit(uri)
         if not parts.netloc:
             raise SpecError("spec.source.uri", f"{uri!r} has no host", "write http(s)://host/path")
@@ -406,41 +420,48 @@ def plan_dataset(
                 f"{uri!r} names a folder; folder listings over http cannot be read",
                 "point at an archive (.tar, .tar.gz, .tgz, .zip) or use an s3:// prefix",
             )
-        resolved = ResolvedSource(uri, spec_sha, spec_format)
-    elif scheme in ("pvc", "s3"):
+        return ResolvedSource(uri, spec_sha, spec_format)
+    if scheme in ("pvc", "s3"):
         try:
             location = parse_storage_uri(uri)
         except StorageUriError as exc:
             raise SpecError("spec.source.uri", str(exc), "fix the URI") from None
-        resolved = ResolvedSource(location.uri, spec_sha, spec_format)
-    else:
-        raise SpecError(
-            "spec.source.uri",
-            f"{uri!r} has an unsupported scheme",
-            "use http(s)://, s3://, pvc://<claim>/<path> or gallery://<name>",
-        )
+        return ResolvedSource(location.uri, spec_sha, spec_format)
+    raise SpecError(
+        "spec.source.uri",
+        f"{uri!r} has an unsupported scheme",
+        "use http(s)://, s3://, pvc://<claim>/<path> or gallery://<name>",
+    )
 
-    storage = spec.get("storage") or {}
+
+def _target(
+    storage: Mapping[str, Any], name: str, workspace_pvc: str
+) -> tuple[StorageLocation, bool]:
+    """Where the data goes, and whether that is the namespace's workspace claim."""
     storage_uri = storage.get("uri")
-    if storage_uri:
-        try:
-            target = parse_storage_uri(storage_uri)
-        except StorageUriError as exc:
-            raise SpecError("spec.storage.uri", str(exc), "fix the URI or leave it out") from None
-        if target.scheme == "pvc" and not target.path:
-            # The worker replaces the target's content: a whole claim is too big a blast radius.
-            raise SpecError(
-                "spec.storage.uri",
-                f"{storage_uri!r} is a whole claim",
-                f"name a folder inside it, e.g. pvc://{target.claim}/datasets/{name}",
-            )
-        uses_workspace = False
-    else:
-        target = workspace_location(workspace_pvc, WORKSPACE_DATASETS_DIR, name)
-        uses_workspace = True
+    if not storage_uri:
+        return workspace_location(workspace_pvc, WORKSPACE_DATASETS_DIR, name), True
+    try:
+        target = parse_storage_uri(storage_uri)
+    except StorageUriError as exc:
+        raise SpecError("spec.storage.uri", str(exc), "fix the URI or leave it out") from None
+    if target.scheme == "pvc" and not target.path:
+        # The worker replaces the target's content: a whole claim is too big a blast radius.
+        raise SpecError(
+            "spec.storage.uri",
+            f"{storage_uri!r} is a whole claim",
+            f"name a folder inside it, e.g. pvc://{target.claim}/datasets/{name}",
+        )
+    return target, False
 
-    source_secret = _secret_name(raw_source.get("secretRef"), "spec.source.secretRef")
-    storage_secret = _secret_name(storage.get("secretRef"), "spec.storage.secretRef")
+
+def _check_secrets(
+    resolved: ResolvedSource,
+    target: StorageLocation,
+    source_secret: str | None,
+    storage_secret: str | None,
+) -> None:
+    """Refuse Secret combinations the worker could not use, or would silently ignore."""
     source_is_s3 = urlsplit(resolved.uri).scheme == "s3"
     both_s3 = source_is_s3 and target.scheme == "s3"
     if both_s3 and source_secret and storage_secret and source_secret != storage_secret:
@@ -463,28 +484,6 @@ def plan_dataset(
             "is set but pvc:// sources need no credentials",
             "remove it (the claim is mounted into the worker's pod)",
         )
-
-    limits = spec.get("limits") or {}
-    delete_policy = storage.get("deletePolicy", "Retain")
-    if delete_policy not in ("Retain", "Delete"):
-        raise SpecError(
-            "spec.storage.deletePolicy",
-            f"{delete_policy!r} is not a policy",
-            "use Retain or Delete",
-        )
-    return DatasetPlan(
-        name=name,
-        namespace=namespace,
-        source=resolved,
-        source_secret=source_secret,
-        target=target,
-        storage_secret=storage_secret,
-        uses_workspace=uses_workspace,
-        max_bytes=_int(limits.get("maxBytes"), DEFAULT_MAX_BYTES, "spec.limits.maxBytes"),
-        max_files=_int(limits.get("maxFiles"), DEFAULT_MAX_FILES, "spec.limits.maxFiles"),
-        delete_policy=delete_policy,
-        versions=_versions(spec.get("versions")),
-    )
 
 
 # --- manifests -------------------------------------------------------------------------------
@@ -524,64 +523,43 @@ def _job(
     args: list[str],
     placement: Placement,
     claims: Mapping[str, bool],
+    limits: JobLimits,
     extra_labels: Mapping[str, str] | None = None,
     downloads: bool = False,
 ) -> dict[str, Any]:
     labels = child_labels(DATASET, plan.name, **{STEP_LABEL: step, **(extra_labels or {})})
-    volumes: list[Volume] = [{"name": "scratch", "emptyDir": {}}, *claim_volumes(claims)]
-    mounts: list[VolumeMount] = [
-        {"name": "scratch", "mountPath": SCRATCH_PATH, "readOnly": False},
-        *claim_mounts(claims),
-    ]
-    container: dict[str, Any] = {
+    container = {
         "name": step,
         "image": image,
         # No command: the image's entrypoint is `python -m kubearts_dataset`.
         "args": args,
         "env": _worker_env(plan, downloads=downloads),
-        "resources": placement["resources"],
-        "securityContext": container_security_context(),
-        "volumeMounts": mounts,
-        "terminationMessagePath": RESULT_PATH,
-        # The worker always writes its result; if it dies before that, the log's tail
-        # still explains why.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        # The worker never talks to the API server.
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": pod_security_context(),
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if placement["nodeSelector"]:
-        pod_spec["nodeSelector"] = placement["nodeSelector"]
-    if placement["tolerations"]:
-        pod_spec["tolerations"] = placement["tolerations"]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": plan.namespace,
-            "labels": labels,
-            "ownerReferences": [owner_reference(DATASET, owner)],
-        },
-        "spec": {
-            # The worker retries transfers itself; a failed run has a reason that another
-            # identical run would not change.
-            "backoffLimit": 0,
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-        },
-    }
+    return worker_job(
+        DATASET,
+        owner,
+        name=name,
+        labels=labels,
+        container=container,
+        placement=placement,
+        limits=limits,
+        volumes=claim_volumes(claims),
+        mounts=claim_mounts(claims),
+    )
 
 
 def ingest_job(
-    plan: DatasetPlan, owner: Mapping[str, Any], *, image: str, placement: Placement
+    plan: DatasetPlan,
+    owner: Mapping[str, Any],
+    *,
+    image: str,
+    placement: Placement,
+    deadline_seconds: int,
 ) -> dict[str, Any]:
-    """The Job that downloads, verifies and installs the data (``ingest``)."""
+    """The Job that downloads, verifies and installs the data (``ingest``).
+
+    Its scratch space holds the downloaded archive, so it may grow to the download limit.
+    """
     args = [
         "ingest",
         "--source",
@@ -612,6 +590,7 @@ def ingest_job(
         args=args,
         placement=placement,
         claims=plan.claims,
+        limits=JobLimits(deadline_seconds, scratch_size=str(plan.max_bytes)),
         extra_labels={DATA_KEY_LABEL: plan.data_key},
         downloads=True,
     )
@@ -629,6 +608,7 @@ def publish_job(
     *,
     image: str,
     placement: Placement,
+    deadline_seconds: int,
 ) -> dict[str, Any]:
     """The Job that publishes ``version`` of the ingested data (``publish``)."""
     args = [
@@ -656,12 +636,18 @@ def publish_job(
         args=args,
         placement=placement,
         claims=_target_claims(plan),
+        limits=JobLimits(deadline_seconds),
         extra_labels={DATA_KEY_LABEL: plan.data_key, VERSION_LABEL: version.name},
     )
 
 
 def cleanup_job(
-    plan: DatasetPlan, owner: Mapping[str, Any], *, image: str, placement: Placement
+    plan: DatasetPlan,
+    owner: Mapping[str, Any],
+    *,
+    image: str,
+    placement: Placement,
+    deadline_seconds: int,
 ) -> dict[str, Any]:
     """The Job that removes the stored data (``deletePolicy: Delete``) with the worker's
     ``remove``, which refuses a target that holds no data set (no ``.kubearts/ingest.json``):
@@ -684,6 +670,7 @@ def cleanup_job(
         args=args,
         placement=placement,
         claims=_target_claims(plan),
+        limits=JobLimits(deadline_seconds),
     )
 
 

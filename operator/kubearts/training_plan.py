@@ -3,9 +3,10 @@
 ``plan_training`` takes the TrainingJob's spec and the objects it names — its Subscription
 and the Datasets of its inputs, as read from the API — and answers one of three things:
 
-* :class:`Refusal`: the spec asks for something that cannot work (a hyperparameter out of
-  range, a pool the algorithm cannot train on, an unsplit data set version). Editing the
-  spec is the only fix; the message names the field and the fix.
+* a :class:`~kubearts.conditions.SpecError` (returned, not raised): the spec asks for
+  something that cannot work (a hyperparameter out of range, a pool the algorithm cannot
+  train on, an unsplit data set version). Editing the spec is the only fix; the message
+  names the field and the fix.
 * :class:`Wait`: a dependency is not there or not ready yet (GitOps may apply the
   TrainingJob before its Dataset); retried later.
 * :class:`TrainingPlan`: everything resolved — image, pinned algorithm version, effective
@@ -18,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubearts.conditions import get_condition
-from kubearts.constants import COND_READY, REASON_INVALID_SPEC
+from kubearts.conditions import SpecError, get_condition
+from kubearts.constants import COND_READY
 from kubearts.hyperparameters import (
     apply_defaults,
     format_problems,
@@ -30,16 +31,6 @@ from kubearts.hyperparameters import (
 REASON_DATASET_VERSION_NOT_SPLIT: Final = "DatasetVersionNotSplit"
 REASON_UNSUPPORTED_DEVICE: Final = "UnsupportedDevice"
 REASON_INVALID_HYPERPARAMETERS: Final = "InvalidHyperparameters"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """The spec cannot work as written."""
-
-    field: str
-    problem: str
-    fix: str
-    reason: str = REASON_INVALID_SPEC
 
 
 @dataclass(frozen=True)
@@ -71,13 +62,13 @@ def _ready(obj: Mapping[str, Any]) -> tuple[bool, str]:
 
 def _check_algorithm(
     spec: Mapping[str, Any], subscription: Mapping[str, Any]
-) -> Refusal | TrainingPlan:
+) -> SpecError | TrainingPlan:
     status = subscription.get("status") or {}
     name = subscription["metadata"]["name"]
     pinned = str(status.get("resolvedVersion", ""))
     wanted = (spec.get("algorithm") or {}).get("version")
     if wanted and wanted != pinned:
-        return Refusal(
+        return SpecError(
             "spec.algorithm.version",
             f"Subscription {name!r} is pinned to version {pinned!r}, not {wanted!r}",
             f"set spec.version: {wanted!r} on the Subscription, or drop spec.algorithm.version",
@@ -85,7 +76,7 @@ def _check_algorithm(
     pool = (spec.get("resources") or {}).get("pool", "cpu")
     devices = list(status.get("trainingDevices") or [])
     if devices and pool not in devices:
-        return Refusal(
+        return SpecError(
             "spec.resources.pool",
             f"algorithm {status.get('algorithm')!r} {pinned} cannot train on {pool!r}",
             f"use one of {', '.join(devices)}",
@@ -95,7 +86,7 @@ def _check_algorithm(
     values = spec.get("hyperparameters") or {}
     problems = validate_hyperparameters(values, schema)
     if problems:
-        return Refusal(
+        return SpecError(
             "spec.hyperparameters",
             format_problems(problems),
             f"see the schema in the status of Subscription {name!r}",
@@ -114,7 +105,7 @@ def _check_input(
     wanted: Mapping[str, Any],
     dataset: Mapping[str, Any] | None,
     contract: Mapping[str, Any],
-) -> Refusal | Wait | dict[str, Any]:
+) -> SpecError | Wait | dict[str, Any]:
     name, version = wanted["dataset"], wanted["version"]
     where = f"spec.inputs[{index}]"
     if dataset is None:
@@ -125,7 +116,7 @@ def _check_input(
     formats = list(contract.get("formats") or [])
     data_format = (dataset.get("spec") or {}).get("format", "ImageFolder")
     if formats and data_format not in formats:
-        return Refusal(
+        return SpecError(
             f"{where}.dataset",
             f"Dataset {name!r} has format {data_format!r}; "
             f"the algorithm reads {', '.join(formats)}",
@@ -138,7 +129,7 @@ def _check_input(
         declared = [v.get("name") for v in (dataset.get("spec") or {}).get("versions") or []]
         if version in declared:
             return Wait(f"version {version!r} of Dataset {name!r} is not published yet")
-        return Refusal(
+        return SpecError(
             f"{where}.version",
             f"Dataset {name!r} has no version {version!r}",
             f"use one of {', '.join(sorted(map(str, published))) or '(none published)'}, "
@@ -146,7 +137,7 @@ def _check_input(
         )
     unsplit = found.get("split") is False or not found.get("evalCount")
     if contract.get("requiresSplitVersion", True) and unsplit:
-        return Refusal(
+        return SpecError(
             f"{where}.version",
             f"version {version!r} of Dataset {name!r} is not split into train and eval "
             f"(trainRatio {found.get('trainRatio')}, {found.get('evalCount', 0)} eval samples); "
@@ -173,7 +164,7 @@ def plan_training(
     spec: Mapping[str, Any],
     subscription: Mapping[str, Any] | None,
     datasets: Mapping[str, Mapping[str, Any] | None],
-) -> Refusal | Wait | TrainingPlan:
+) -> SpecError | Wait | TrainingPlan:
     """Check a TrainingJob's spec against its Subscription and Datasets (see module doc)."""
     sub_name = (spec.get("algorithm") or {}).get("subscription", "")
     if subscription is None:
