@@ -113,6 +113,14 @@ class Config:
     dataset_job_deadline_seconds: int = 6 * 3600
     """KUBEARTS_DATASET_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of data set Jobs
     (ingest, publish, cleanup); a Job that runs longer fails with ``DeadlineExceeded``."""
+    training_job_deadline_seconds: int = 24 * 3600
+    """KUBEARTS_TRAINING_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of training Jobs
+    whose ``spec.runPolicy`` sets none."""
+    allow_cpu_fallback: bool = False
+    """KUBEARTS_ALLOW_CPU_FALLBACK: ``true`` lets a worker placed on a GPU or Ascend node run
+    on the CPU when the framework sees no such device (it says so in status and as a
+    Warning event); ``false`` fails it with ``AcceleratorUnavailable``. For clusters whose
+    accelerator nodes have no chips, such as the local test cluster."""
     log_format: LogFormat = "plain"
     """KUBEARTS_LOG_FORMAT: ``json`` (one object per line, for log collectors) or ``plain``."""
     pools: Mapping[str, PoolConfig] = field(default_factory=lambda: dict(DEFAULT_POOLS))
@@ -193,18 +201,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         "KUBEARTS_GALLERY_RESYNC_SECONDS", environ, defaults.gallery_resync_seconds, minimum=1.0
     )
 
-    dataset_job_deadline_seconds = int(
-        _seconds(
-            "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
-            environ,
-            defaults.dataset_job_deadline_seconds,
-            minimum=1.0,
-        )
-    )
-
     return Config(
         namespace=namespace,
-        dataset_job_deadline_seconds=dataset_job_deadline_seconds,
+        **_worker_settings(environ, defaults),
         workspace_pvc=workspace_pvc,
         workspace_size=workspace_size,
         image_dataset=images["KUBEARTS_IMAGE_DATASET"],
@@ -217,6 +216,31 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         pools=pools,
         gallery_resync_seconds=gallery_resync_seconds,
     )
+
+
+def _worker_settings(environ: Mapping[str, str], defaults: Config) -> dict[str, Any]:
+    """Deadlines of worker Jobs and whether they may fall back to the CPU."""
+    return {
+        "dataset_job_deadline_seconds": int(
+            _seconds(
+                "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
+                environ,
+                defaults.dataset_job_deadline_seconds,
+                minimum=1.0,
+            )
+        ),
+        "training_job_deadline_seconds": int(
+            _seconds(
+                "KUBEARTS_TRAINING_JOB_DEADLINE_SECONDS",
+                environ,
+                defaults.training_job_deadline_seconds,
+                minimum=1.0,
+            )
+        ),
+        "allow_cpu_fallback": _flag(
+            "KUBEARTS_ALLOW_CPU_FALLBACK", environ, defaults.allow_cpu_fallback
+        ),
+    }
 
 
 def _images(environ: Mapping[str, str], defaults: Config) -> dict[str, str]:
@@ -381,6 +405,17 @@ def _port(name: str, environ: Mapping[str, str], default: int, *, allow_zero: bo
             f"{name}={raw!r} is not a port; set it to a number from {lowest} to 65535{off}"
         )
     return port
+
+
+def _flag(name: str, environ: Mapping[str, str], default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean; set it to 'true' or 'false'")
 
 
 def _seconds(name: str, environ: Mapping[str, str], default: float, *, minimum: float) -> float:

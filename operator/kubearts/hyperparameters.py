@@ -45,6 +45,7 @@ __all__ = [
     "Scalar",
     "SchemaProblem",
     "apply_defaults",
+    "boot_arguments",
     "describe_allowed",
     "format_problems",
     "parse_schema",
@@ -568,3 +569,23 @@ def parse_schema(raw: object) -> tuple[list[Hyperparameter], list[SchemaProblem]
         seen.add(param["name"])
         params.append(param)
     return params, problems
+
+
+def boot_arguments(values: Mapping[str, Scalar]) -> list[str]:
+    """Hyperparameters as a ModelArts boot file receives them: one ``--<name>=<value>``
+    argument each, sorted by name.
+
+    Booleans are ``true``/``false``, integers decimal, floats Python's shortest round-trip
+    ``repr`` (``0.001``, ``1e-05``), strings verbatim — each is one argv element, so spaces,
+    quotes and unicode need no escaping. The trainer's ``hyperparameters.decode`` reads
+    them back against the same schema.
+    """
+    return [f"--{name}={_boot_value(values[name])}" for name in sorted(values)]
+
+
+def _boot_value(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

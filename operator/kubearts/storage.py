@@ -187,6 +187,7 @@ class VolumeMount(TypedDict):
     name: str
     mountPath: str
     readOnly: bool
+    subPath: NotRequired[str]
 
 
 def _merged_claims(claims: Mapping[str, bool] | Iterable[tuple[str, bool]]) -> dict[str, bool]:

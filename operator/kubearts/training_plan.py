@@ -19,14 +19,40 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubearts.conditions import SpecError, get_condition
-from kubearts.constants import COND_READY
+from kubearts.builders.jobs import JobLimits
+from kubearts.builders.training_jobs import (
+    OUTPUT_PATH,
+    SCRATCH_SIZE,
+    TrainingInput,
+    TrainingRun,
+    output_location,
+    spec_digest,
+)
+from kubearts.conditions import ConditionUpdate, SpecError, get_condition, is_true
+from kubearts.constants import (
+    COND_CREATED,
+    COND_FAILED,
+    COND_READY,
+    COND_RUNNING,
+    COND_SUCCEEDED,
+    FALSE,
+    REASON_COMPLETE,
+    REASON_JOB_CREATED,
+    REASON_JOB_FAILED,
+    REASON_JOB_PENDING,
+    REASON_JOB_RUNNING,
+    TRUE,
+    UNKNOWN,
+    ConditionStatus,
+)
 from kubearts.hyperparameters import (
     apply_defaults,
     format_problems,
     parse_schema,
     validate_hyperparameters,
 )
+from kubearts.storage import StorageUriError, parse_storage_uri
+from kubearts.workloads import JobView, job_failure
 
 REASON_DATASET_VERSION_NOT_SPLIT: Final = "DatasetVersionNotSplit"
 REASON_UNSUPPORTED_DEVICE: Final = "UnsupportedDevice"
@@ -188,4 +214,269 @@ def plan_training(
         entrypoint=plan.entrypoint,
         hyperparameters=plan.hyperparameters,
         inputs=inputs,
+    )
+
+
+# --- following the run -------------------------------------------------------------------------
+
+#: The trainer's exit codes (images/trainer README), for a pod that left no result.
+EXIT_REASONS: Final[Mapping[int, str]] = {
+    1: "InternalError",
+    2: "InvalidArgument",
+    3: "InvalidHyperparameter",
+    10: "DataUnavailable",
+    11: "WeightsUnavailable",
+    12: "AcceleratorUnavailable",
+    20: "TrainingFailed",
+    21: "ExportFailed",
+}
+REASON_SPEC_IMMUTABLE: Final = "SpecImmutable"
+REASON_JOB_MISSING: Final = "JobMissing"
+COND_SPEC_VALID: Final = "SpecValid"
+
+
+@dataclass
+class RunStatus:
+    """What one look at the run gives: conditions to set and status fields."""
+
+    updates: list[ConditionUpdate] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, type: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.updates.append(ConditionUpdate(type, status, reason, message))
+
+
+def _finished(status: Mapping[str, Any]) -> bool:
+    conditions = status.get("conditions")
+    return is_true(conditions, COND_SUCCEEDED) or is_true(conditions, COND_FAILED)
+
+
+def needs_job(status: Mapping[str, Any]) -> bool:
+    """Whether the TrainingJob still has to start its run: until a Job was created for it.
+    After that, never again — a deleted or expired Job is no reason to train twice, and a
+    spec refused before the start is checked again when it is edited."""
+    return not status.get("jobName")
+
+
+def spec_check(current_digest: str, job_digest: str | None) -> ConditionUpdate:
+    """SpecValid: the spec is still the one the run started with, or an edit is refused."""
+    if job_digest is None or job_digest == current_digest:
+        return ConditionUpdate(COND_SPEC_VALID, TRUE, "RunSpec", "the spec the run started with")
+    return ConditionUpdate(
+        COND_SPEC_VALID,
+        FALSE,
+        REASON_SPEC_IMMUTABLE,
+        "the spec changed after the run started; the running job keeps its spec: restore the "
+        "previous spec, or create a new TrainingJob for the new run",
+    )
+
+
+def run_created(job_name: str, started: str) -> RunStatus:
+    """The status right after the Job was created."""
+    run = RunStatus(fields={"jobName": job_name, "startTime": started})
+    run.set(COND_CREATED, TRUE, REASON_JOB_CREATED, f"Job {job_name} created")
+    run.set(COND_FAILED, FALSE, REASON_JOB_CREATED, "the inputs are valid")
+    run.set(COND_RUNNING, UNKNOWN, REASON_JOB_PENDING, "waiting for the training pod to start")
+    run.set(COND_READY, FALSE, REASON_JOB_PENDING, "the training run starts")
+    return run
+
+
+def follow_run(status: Mapping[str, Any], view: JobView | None, now: str) -> RunStatus:
+    """The status a look at the run's Job gives (``view`` None: the Job is gone)."""
+    run = RunStatus()
+    if view is None:
+        if not _finished(status):
+            message = "the training Job was deleted before it finished; create a new TrainingJob"
+            run.set(COND_RUNNING, FALSE, REASON_JOB_MISSING, message)
+            run.set(COND_FAILED, TRUE, REASON_JOB_MISSING, message)
+            run.set(COND_READY, FALSE, REASON_JOB_MISSING, message)
+        return run
+    if view.state == "Running":
+        _running(run, status, view, now)
+    elif view.succeeded and view.result is not None:
+        output_uri = str((status.get("outputs") or {}).get("uri") or "")
+        _succeeded(run, view.result, view, now, output_uri)
+    else:
+        _failed(run, view.result or job_failure(view.job), view, now)
+    return run
+
+
+def _running(run: RunStatus, status: Mapping[str, Any], view: JobView, now: str) -> None:
+    if view.waiting is not None:
+        reason, detail = view.waiting
+        run.set(COND_RUNNING, FALSE, reason, detail)
+        run.set(COND_READY, FALSE, reason, f"the training pod cannot start: {detail}")
+        return
+    progress = view.progress
+    if progress is None:
+        run.set(COND_RUNNING, UNKNOWN, REASON_JOB_PENDING, "the training pod starts")
+        run.set(COND_READY, FALSE, REASON_JOB_PENDING, "the training run starts")
+        return
+    fields = progress_fields(progress)
+    current = {k: v for k, v in (status.get("progress") or {}).items() if k != "lastUpdateTime"}
+    if fields != current:
+        run.fields["progress"] = {**fields, "lastUpdateTime": now}
+    metrics = _numbers(progress, ("loss", "accuracy", "imagesPerSecond"))
+    if metrics:
+        run.fields["metrics"] = metrics
+    if isinstance(progress.get("device"), str):
+        run.fields["device"] = progress["device"]
+    message = f"epoch {fields.get('epoch', 0)}/{fields.get('totalEpochs', '?')}"
+    if "percent" in fields:
+        message += f", {fields['percent']}%"
+    run.set(COND_RUNNING, TRUE, REASON_JOB_RUNNING, message)
+    run.set(COND_READY, FALSE, REASON_JOB_RUNNING, f"training: {message}")
+
+
+def progress_fields(progress: Mapping[str, Any]) -> dict[str, Any]:
+    """``status.progress`` from a trainer progress event (only the integers it holds)."""
+    names = {
+        "epoch": "epoch",
+        "epochs": "totalEpochs",
+        "step": "step",
+        "steps": "totalSteps",
+        "percent": "percent",
+        "etaSeconds": "etaSeconds",
+    }
+    fields: dict[str, Any] = {}
+    for source, target in names.items():
+        value = progress.get(source)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            fields[target] = int(value)
+    return fields
+
+
+def _numbers(source: Mapping[str, Any], keys: Sequence[str]) -> dict[str, float]:
+    return {
+        key: float(source[key])
+        for key in keys
+        if isinstance(source.get(key), int | float) and not isinstance(source.get(key), bool)
+    }
+
+
+def output_uris(outputs: Mapping[str, Any], output_uri: str) -> dict[str, str]:
+    """The trainer's output paths (inside the pod, under ``/mnt/output``) as storage URIs
+    under the run's output location, which is how every other object refers to them."""
+    uris = {"uri": output_uri} if output_uri else {}
+    for key, value in outputs.items():
+        path = str(value)
+        if path.startswith(OUTPUT_PATH + "/"):
+            path = path[len(OUTPUT_PATH) + 1 :]
+        uris[str(key)] = f"{output_uri.rstrip('/')}/{path}" if output_uri else path
+    return uris
+
+
+def _succeeded(
+    run: RunStatus, result: Mapping[str, Any], view: JobView, now: str, output_uri: str
+) -> None:
+    evaluation = {
+        key: value
+        for key, value in (result.get("evaluation") or {}).items()
+        if key in ("accuracy", "loss", "sampleCount", "top5Accuracy", "perClass")
+    }
+    accuracy = evaluation.get("accuracy")
+    outputs = output_uris(result.get("outputs") or {}, output_uri)
+    if "confusionMatrix" in outputs:
+        evaluation["confusionMatrix"] = outputs.pop("confusionMatrix")
+    run.fields.update(
+        {
+            "completionTime": str((view.job.get("status") or {}).get("completionTime") or now),
+            "evaluation": evaluation,
+            "outputs": outputs,
+            "device": str(result.get("device") or ""),
+            "deviceFallback": bool(result.get("fallback", False)),
+        }
+    )
+    final = _numbers(result.get("final") or {}, ("loss", "accuracy", "imagesPerSecond"))
+    if final:
+        run.fields["metrics"] = final
+    history = result.get("history")
+    if isinstance(history, list):
+        run.fields["history"] = history
+    score = f"eval accuracy {accuracy:.4f}" if isinstance(accuracy, float) else "evaluated"
+    message = f"trained on {result.get('device') or 'an unknown device'}; {score}"
+    run.set(COND_RUNNING, FALSE, REASON_COMPLETE, "the training run completed")
+    run.set(COND_SUCCEEDED, TRUE, REASON_COMPLETE, message)
+    run.set(COND_FAILED, FALSE, REASON_COMPLETE, "the training run completed")
+    run.set(COND_READY, TRUE, REASON_COMPLETE, message)
+
+
+def _failed(run: RunStatus, failure: Mapping[str, Any], view: JobView, now: str) -> None:
+    reason = str(failure.get("reason") or REASON_JOB_FAILED)
+    message = str(failure.get("message") or f"Job {view.name} failed")
+    run.fields["completionTime"] = now
+    run.set(COND_RUNNING, FALSE, reason, message)
+    run.set(COND_FAILED, TRUE, reason, message)
+    run.set(COND_READY, FALSE, reason, message)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the operator's configuration adds to a run."""
+
+    workspace_claim: str
+    allow_cpu_fallback: bool
+    default_deadline_seconds: int
+
+
+def resolve_run(
+    name: str, namespace: str, spec: Mapping[str, Any], plan: TrainingPlan, settings: RunSettings
+) -> TrainingRun:
+    """The checked plan made concrete: where the data and the output are, the run's limits.
+
+    Raises :class:`SpecError` for what only shows now (storage the trainer cannot read).
+    """
+    if len(plan.inputs) != 1:
+        raise SpecError(
+            "spec.inputs",
+            f"has {len(plan.inputs)} inputs; image classification trains on one data set",
+            "list exactly one input",
+        )
+    (data,) = plan.inputs
+    try:
+        location = parse_storage_uri(str(data["location"]), schemes=("pvc",))
+    except StorageUriError:
+        raise SpecError(
+            "spec.inputs[0].dataset",
+            f"Dataset {data['dataset']!r} is stored at {data['location']!r}; training reads "
+            "data sets stored on a PersistentVolumeClaim",
+            "store the data set on a pvc:// location (the default workspace is one)",
+        ) from None
+    output_uri = (spec.get("output") or {}).get("uri")
+    try:
+        output = output_location(name, output_uri, settings.workspace_claim)
+    except StorageUriError as exc:
+        raise SpecError("spec.output.uri", str(exc), "use pvc://<claim>/<folder>") from None
+    policy = spec.get("runPolicy") or {}
+    entrypoint = plan.entrypoint
+    return TrainingRun(
+        name=name,
+        namespace=namespace,
+        image=plan.image,
+        command=[str(c) for c in entrypoint.get("command") or []],
+        args=[str(a) for a in entrypoint.get("args") or []],
+        hyperparameters=plan.hyperparameters,
+        inputs=[
+            TrainingInput(
+                name=str(data.get("name") or "data"),
+                location=location,
+                train_manifest=str(data["trainManifest"]),
+                eval_manifest=str(data.get("evalManifest") or ""),
+            )
+        ],
+        output=output,
+        device=str((spec.get("resources") or {}).get("pool", "cpu")),
+        allow_cpu_fallback=settings.allow_cpu_fallback,
+        limits=JobLimits(
+            active_deadline_seconds=int(
+                policy.get("activeDeadlineSeconds") or settings.default_deadline_seconds
+            ),
+            scratch_size=SCRATCH_SIZE,
+            backoff_limit=int(policy.get("backoffLimit") or 0),
+            ttl_seconds_after_finished=policy.get("ttlSecondsAfterFinished"),
+        ),
+        spec_digest=spec_digest(spec),
     )

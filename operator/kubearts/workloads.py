@@ -28,6 +28,7 @@ from typing import Any, Final, Literal, cast
 __all__ = [
     "JobState",
     "JobView",
+    "annotations_of",
     "job_failure",
     "job_state",
     "labels_of",
@@ -76,6 +77,11 @@ _STUCK_REASONS: Final = frozenset(
 def object_name(obj: Mapping[str, Any]) -> str:
     """``metadata.name`` of an object."""
     return str((obj.get("metadata") or {}).get("name"))
+
+
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """``metadata.annotations`` of an object."""
+    return (obj.get("metadata") or {}).get("annotations") or {}
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:

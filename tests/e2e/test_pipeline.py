@@ -97,18 +97,10 @@ def test_digits_pipeline(kube: Kube, namespace: str, gallery: str, digits_url: s
     assert "spec.inputs[0].version" in failed["message"]
     assert "trainRatio" in failed["message"]
 
-    ready = kube.wait_condition(
-        "katj",
-        "on-v1",
-        "-n",
-        namespace,
-        type="Ready",
-        status="False",
-        reason="NotImplemented",
-        timeout=120,
-    )
-    assert "inputs are valid" in ready["message"]
+    created = kube.wait_condition("katj", "on-v1", "-n", namespace, type="Created", timeout=120)
+    assert created["reason"] == "JobCreated"
     job = kube.get("katj", "on-v1", "-n", namespace)["status"]
+    assert job["jobName"] == "on-v1-train"
     assert job["hyperparameters"]["epochs"] == 2
     assert job["hyperparameters"]["learning_rate"] > 0  # the schema's default
     (data,) = job["inputs"]

@@ -15,6 +15,7 @@ from kubearts.hyperparameters import (
     InvalidHyperparametersError,
     Problem,
     apply_defaults,
+    boot_arguments,
     describe_allowed,
     format_problems,
     parse_schema,
@@ -456,3 +457,14 @@ def test_parse_schema_rejects_duplicate_names() -> None:
 def test_parse_schema_rejects_a_non_list() -> None:
     _, problems = parse_schema({"learning_rate": 0.1})
     assert problems[0].message.startswith("must be a list of parameters")
+
+
+def test_boot_arguments_are_one_argv_element_each_in_modelarts_form() -> None:
+    values = {"lr": 1e-05, "epochs": 3, "pretrained": False, "note": "a b 'c' ü", "ratio": 0.5}
+    assert boot_arguments(values) == [
+        "--epochs=3",
+        "--lr=1e-05",
+        "--note=a b 'c' ü",
+        "--pretrained=false",
+        "--ratio=0.5",
+    ]

@@ -18,6 +18,7 @@ from kubearts.constants import (
     MODEL,
     MODEL_CONVERSION,
     SUBSCRIPTION,
+    TRAINING_JOB,
     KindNames,
 )
 
@@ -63,7 +64,8 @@ def test_handlers_watch_only_kubearts_resources() -> None:
 
 def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
     # A finalizer makes deleting an object wait for the operator. Subscriptions need one for
-    # their resync timer; Datasets only for deleting stored files (deletePolicy: Delete).
+    # their resync timer; Datasets for deleting stored files (deletePolicy: Delete) and
+    # while a Job works; TrainingJobs while their run is followed.
     needing = {h.selector.any_name for h in changing_handlers() if h.requires_finalizer}
     needing |= {
         h.selector.any_name
@@ -71,7 +73,7 @@ def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
         if h.requires_finalizer
     }
     assert SUBSCRIPTION.plural in needing
-    assert needing <= {SUBSCRIPTION.plural, DATASET.plural}
+    assert needing <= {SUBSCRIPTION.plural, DATASET.plural, TRAINING_JOB.plural}
 
 
 NOT_IMPLEMENTED = [MODEL_CONVERSION, MODEL, INFERENCE_SERVICE]

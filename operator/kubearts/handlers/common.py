@@ -16,7 +16,7 @@ handler raises, so a False condition written before raising reaches the object.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -51,6 +51,7 @@ __all__ = [
     "not_implemented",
     "operator_config",
     "register_not_implemented",
+    "register_step",
     "status_changes",
     "waiting_for",
     "write_status",
@@ -145,20 +146,62 @@ def not_implemented(
     logger.info("%s; observed generation %d", message, generation_of(body))
 
 
-def register_not_implemented(kind: KindNames) -> None:
-    """Register ``<plural>_create``, ``_update`` and ``_resume`` handlers for a kind whose
-    reconciliation does not exist yet; each reports it with :func:`not_implemented`."""
+#: One level-based step of a kind: read, decide, carry out, write the status.
+Step = Callable[[Mapping[str, Any], kopf.Patch, kopf.Logger, Config], None]
 
-    def report(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-        not_implemented(kind, body, patch, logger)
 
-    instrumented = metrics.instrumented(kind.kind)(report)
+def register_step(
+    kind: KindNames,
+    step: Step,
+    *,
+    poll_seconds: float | None = None,
+    when: Callable[..., bool] | None = None,
+) -> None:
+    """Register ``<plural>_create``, ``_update`` and ``_resume``, each running ``step``
+    once, and with ``poll_seconds`` a ``<plural>_poll`` timer running it while ``when``
+    holds (a Job works for the object).
+
+    The timer stops on nothing: an invalid spec or a missing dependency is in the status
+    already, and the next tick looks again while the filter holds.
+    """
+
+    def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
+        step(body, patch, logger, operator_config(kwargs.get("memo") or {}))
+
+    def poll(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
+        try:
+            step(body, patch, logger, operator_config(kwargs.get("memo") or {}))
+        except (kopf.PermanentError, kopf.TemporaryError) as exc:
+            logger.debug("%s step stopped: %s", kind.kind, exc)
+
+    instrumented = metrics.instrumented(kind.kind)(run)
     for event, decorator in (
         ("create", kopf.on.create),
         ("update", kopf.on.update),
         ("resume", kopf.on.resume),
     ):
         decorator(GROUP, VERSION, kind.plural, id=f"{kind.plural}_{event}")(instrumented)
+    if poll_seconds is not None:
+        kopf.timer(
+            GROUP,
+            VERSION,
+            kind.plural,
+            id=f"{kind.plural}_poll",
+            interval=poll_seconds,
+            when=when,
+        )(metrics.instrumented(kind.kind)(poll))
+
+
+def register_not_implemented(kind: KindNames) -> None:
+    """Register the handlers of a kind whose reconciliation does not exist yet; each
+    reports it with :func:`not_implemented`."""
+
+    def report(
+        body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config
+    ) -> None:
+        not_implemented(kind, body, patch, logger)
+
+    register_step(kind, report)
 
 
 def post_event(body: Mapping[str, Any], type: str, reason: str, message: str) -> None:

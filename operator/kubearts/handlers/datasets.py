@@ -61,11 +61,7 @@ from kubearts.handlers import common
 
 __all__ = [
     "cleanup",
-    "datasets_create",
     "datasets_delete",
-    "datasets_poll",
-    "datasets_resume",
-    "datasets_update",
     "reconcile",
 ]
 
@@ -88,47 +84,6 @@ def _in_progress(status: kopf.Status, **_: Any) -> bool:
 def _deletes_data(spec: kopf.Spec, **_: Any) -> bool:
     """Delete-handler filter: only Datasets whose files go with them need a finalizer."""
     return (spec.get("storage") or {}).get("deletePolicy") == "Delete"
-
-
-@kopf.on.create(GROUP, VERSION, DATASET.plural)
-@metrics.instrumented(DATASET.kind)
-def datasets_create(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any
-) -> None:
-    """A new Dataset: plan it and start the ingest Job."""
-    reconcile(body, patch, logger, common.operator_config(memo))
-
-
-@kopf.on.update(GROUP, VERSION, DATASET.plural)
-@metrics.instrumented(DATASET.kind)
-def datasets_update(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any
-) -> None:
-    """The spec changed: publish new versions, refuse edits of published ones."""
-    reconcile(body, patch, logger, common.operator_config(memo))
-
-
-@kopf.on.resume(GROUP, VERSION, DATASET.plural)
-@metrics.instrumented(DATASET.kind)
-def datasets_resume(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any
-) -> None:
-    """The operator (re)started: pick up where the Dataset's Jobs are."""
-    reconcile(body, patch, logger, common.operator_config(memo))
-
-
-@kopf.timer(GROUP, VERSION, DATASET.plural, interval=POLL_SECONDS, when=_in_progress)
-@metrics.instrumented(DATASET.kind)
-def datasets_poll(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any
-) -> None:
-    """While a Job works: copy its progress, and its result once it has finished."""
-    try:
-        reconcile(body, patch, logger, common.operator_config(memo))
-    except (kopf.PermanentError, kopf.TemporaryError) as exc:
-        # The status says it all; the timer runs again while the phase is active, and
-        # handlers take over in the other phases.
-        logger.debug("Dataset step stopped: %s", exc)
 
 
 @kopf.on.delete(GROUP, VERSION, DATASET.plural, when=_deletes_data)
@@ -327,3 +282,7 @@ def cleanup(body: Mapping[str, Any], logger: kopf.Logger, config: Config) -> Non
         plan.target.uri,
         (view.result or {}).get("message", "the cleanup Job completed"),
     )
+
+
+# The create, update and resume handlers and the poll timer each run one step.
+common.register_step(DATASET, reconcile, poll_seconds=POLL_SECONDS, when=_in_progress)

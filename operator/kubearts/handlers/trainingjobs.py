@@ -1,99 +1,163 @@
-"""TrainingJob handlers. A TrainingJob runs a subscribed algorithm on data set versions.
+"""TrainingJob handlers: run a subscribed algorithm on a split data set version.
 
-What is reconciled today is everything before the run: the Subscription must be Ready,
-the pool one the algorithm trains on, the hyperparameters valid against the pinned
-schema, and every input a published, *split* version of a Ready Dataset. A spec that
-cannot work ends in Failed=True with the field and the fix; missing dependencies are
-waited for. Once the inputs resolve, the status shows what the run would use, and Ready
-stays False with reason NotImplemented: launching the training run is not implemented yet.
+One level-based step, :func:`reconcile`:
+
+- before the run, the inputs are checked (:func:`kubearts.training_plan.plan_training`):
+  the Subscription Ready, the pool one the algorithm trains on, the hyperparameters valid
+  against the pinned schema, every input a published, *split* version. A spec that cannot
+  work ends in Failed=True naming the field and the fix (an edit checks it again); missing
+  dependencies are waited for. Then the one Job ``<name>-train`` is created
+  (:mod:`kubearts.builders.training_jobs`) and ``status.jobName`` records it;
+- from then on the step follows that Job the way every worker Job is followed
+  (:mod:`kubearts.workloads`): Created → Running with ``status.progress`` and metrics →
+  Succeeded with evaluation and outputs, or Failed with the reason lifted from the pod
+  (Unschedulable naming the short resource, OOMKilled, DeadlineExceeded, an exit code with
+  the log's tail). The ``trainingjobs_poll`` timer runs the step while the run is active;
+- a run never starts twice: a spec edited after the start is refused with
+  ``SpecValid=False`` (``SpecImmutable``) while the run goes on with its spec, and a Job
+  deleted before it finished fails the TrainingJob (``JobMissing``). Deleting the
+  TrainingJob deletes its Job and so stops its pod (owner references).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import kopf
 
-from kubearts import k8s, metrics
-from kubearts.conditions import ConditionUpdate, SpecError
+from kubearts import k8s, training_plan, workloads
+from kubearts.builders.dataset_jobs import workspace_claim
+from kubearts.builders.placement import Placement, build_placement
+from kubearts.builders.training_jobs import (
+    LOG_FILE,
+    SPEC_DIGEST_ANNOTATION,
+    spec_digest,
+    training_job,
+    training_job_name,
+)
+from kubearts.conditions import ConditionUpdate, SpecError, rfc3339
+from kubearts.config import Config
 from kubearts.constants import (
     COND_FAILED,
-    COND_READY,
     DATASET,
-    FALSE,
-    GROUP,
-    REASON_NOT_IMPLEMENTED,
+    PHASE_FAILED,
+    PHASE_SUCCEEDED,
     SUBSCRIPTION,
     TRAINING_JOB,
     TRUE,
-    VERSION,
 )
 from kubearts.handlers import common
-from kubearts.training_plan import TrainingPlan, Wait, plan_training
+from kubearts.training_plan import Wait, plan_training
+
+#: Seconds between two looks at a running training Job.
+POLL_SECONDS: Final = 5.0
 
 
-@kopf.on.create(GROUP, VERSION, TRAINING_JOB.plural)
-@metrics.instrumented(TRAINING_JOB.kind)
-def trainingjobs_create(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """A new TrainingJob: check its inputs."""
-    reconcile(body, patch, logger)
+def _active(status: kopf.Status, **_: Any) -> bool:
+    """Timer filter: the run has started and has not finished."""
+    return bool(status.get("jobName")) and status.get("phase") not in (
+        PHASE_SUCCEEDED,
+        PHASE_FAILED,
+    )
 
 
-@kopf.on.update(GROUP, VERSION, TRAINING_JOB.plural)
-@metrics.instrumented(TRAINING_JOB.kind)
-def trainingjobs_update(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """The spec of a TrainingJob changed: check its inputs again."""
-    reconcile(body, patch, logger)
+def reconcile(
+    body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config
+) -> None:
+    """Start the run when it has not started, else follow it; write the status once."""
+    status: Mapping[str, Any] = body.get("status") or {}
+    if training_plan.needs_job(status):
+        _start(body, patch, logger, config)
+        return
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    job = k8s.get("batch/v1", "Job", namespace, training_job_name(name))
+    view = None if job is None else _view(namespace, job)
+    run = training_plan.follow_run(status, view, rfc3339())
+    job_digest = None if job is None else workloads.annotations_of(job).get(SPEC_DIGEST_ANNOTATION)
+    run.updates.append(training_plan.spec_check(spec_digest(body.get("spec") or {}), job_digest))
+    was_fallback = bool(status.get("deviceFallback"))
+    common.write_status(patch, body, TRAINING_JOB, run.updates, fields=run.fields)
+    if run.fields.get("deviceFallback") and not was_fallback:
+        message = (
+            f"no {run.fields.get('device') or 'accelerator'} device was visible to the trainer "
+            f"on pool {(body.get('spec') or {}).get('resources', {}).get('pool')}; it trained "
+            "on the CPU (KUBEARTS_ALLOW_CPU_FALLBACK is on)"
+        )
+        common.post_event(body, "Warning", "CPUFallback", message)
 
 
-@kopf.on.resume(GROUP, VERSION, TRAINING_JOB.plural)
-@metrics.instrumented(TRAINING_JOB.kind)
-def trainingjobs_resume(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """The operator (re)started and found an existing TrainingJob: check its inputs."""
-    reconcile(body, patch, logger)
-
-
-def reconcile(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger) -> None:
-    namespace = body["metadata"]["namespace"]
-    spec = body.get("spec") or {}
+def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config) -> None:
+    """Check the inputs and create the Job, or report why not."""
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    spec: Mapping[str, Any] = body.get("spec") or {}
     subscription = k8s.get_custom_object(
         SUBSCRIPTION.plural, namespace, (spec.get("algorithm") or {}).get("subscription", "")
     )
     datasets = {
-        name: k8s.get_custom_object(DATASET.plural, namespace, name)
-        for name in {i["dataset"] for i in spec.get("inputs") or []}
+        dataset: k8s.get_custom_object(DATASET.plural, namespace, dataset)
+        for dataset in {i["dataset"] for i in spec.get("inputs") or []}
     }
-    result = plan_training(spec, subscription, datasets)
-    if isinstance(result, Wait):
-        raise common.waiting_for(TRAINING_JOB, body, patch, result.message)
-    if isinstance(result, SpecError):
-        failed = ConditionUpdate(COND_FAILED, TRUE, result.reason, result.message)
-        raise common.invalid_spec(TRAINING_JOB, body, patch, result, updates=[failed])
-    _report_plan(body, patch, logger, result)
+    plan = plan_training(spec, subscription, datasets)
+    if isinstance(plan, Wait):
+        raise common.waiting_for(TRAINING_JOB, body, patch, plan.message)
+    settings = training_plan.RunSettings(
+        workspace_claim=config.workspace_pvc,
+        allow_cpu_fallback=config.allow_cpu_fallback,
+        default_deadline_seconds=config.training_job_deadline_seconds,
+    )
+    try:
+        if isinstance(plan, SpecError):
+            raise plan
+        run = training_plan.resolve_run(name, namespace, spec, plan, settings)
+        placement = _placement(spec, config)
+    except SpecError as error:
+        failed = ConditionUpdate(COND_FAILED, TRUE, error.reason, error.message)
+        raise common.invalid_spec(TRAINING_JOB, body, patch, error, updates=[failed]) from None
+    if run.output.claim == config.workspace_pvc:
+        k8s.create_or_get(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
+    job = k8s.create_or_get(training_job(run, body, placement=placement))
+    created = training_plan.run_created(workloads.object_name(job), rfc3339())
+    fields = {
+        **created.fields,
+        "image": plan.image,
+        "algorithmVersion": plan.algorithm_version,
+        "hyperparameters": dict(plan.hyperparameters),
+        "inputs": [dict(i) for i in plan.inputs],
+        "outputs": {"uri": run.output.uri},
+        "logs": {"uri": run.output.child_uri(LOG_FILE)},
+    }
+    common.write_status(patch, body, TRAINING_JOB, created.updates, fields=fields)
+    logger.info("started Job %s for %s on %s", job["metadata"]["name"], plan.image, run.device)
 
 
-def _report_plan(
-    body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, plan: TrainingPlan
-) -> None:
-    message = (
-        f"inputs are valid: {plan.image} ({plan.algorithm_version}) on "
-        + ", ".join(f"{i['dataset']}:{i['version']}" for i in plan.inputs)
-        + "; launching the training run is not implemented yet"
-    )
-    common.write_status(
-        patch,
-        body,
-        TRAINING_JOB,
-        [
-            ConditionUpdate(COND_FAILED, FALSE, "InputsValid", "the inputs are valid"),
-            ConditionUpdate(COND_READY, FALSE, REASON_NOT_IMPLEMENTED, message),
-        ],
-        fields={
-            "image": plan.image,
-            "algorithmVersion": plan.algorithm_version,
-            "hyperparameters": dict(plan.hyperparameters),
-            "inputs": [dict(i) for i in plan.inputs],
-        },
-    )
-    logger.info("%s", message)
+def _placement(spec: Mapping[str, Any], config: Config) -> Placement:
+    resources = spec.get("resources") or {}
+    try:
+        return build_placement(
+            str(resources.get("pool", "cpu")),
+            int(resources.get("count", 1)),
+            config.pools,
+            resources.get("nodeSelector"),
+            resources.get("tolerations"),
+            resources.get("flavor"),
+        )
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        raise SpecError(field, problem, "see the operator's pools in its configuration") from None
+
+
+def _view(namespace: str, job: Mapping[str, Any]) -> workloads.JobView:
+    name = workloads.object_name(job)
+    pods = k8s.list_pods(namespace, {"job-name": name})
+
+    def read_log(pod: str, tail: int | None) -> str:
+        return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
+
+    return workloads.observe_job(job, pods, read_log, training_plan.EXIT_REASONS)
+
+
+# The create, update and resume handlers and the poll timer each run one step.
+common.register_step(TRAINING_JOB, reconcile, poll_seconds=POLL_SECONDS, when=_active)
