@@ -77,7 +77,7 @@ install-crds: cluster-up ## apply crds/ and the default gallery to the local clu
 demo: install-crds ## local cluster + CRDs + gallery, then run the operator in the foreground
 	@echo "KubeArts operator on the local cluster. In another shell:"
 	@echo "  export KUBECONFIG=$(KUBECONFIG); kubectl apply -f examples/; kubectl get kubearts"
-	KUBECONFIG=$(KUBECONFIG) KUBEARTS_NAMESPACE=kubearts-system \
+	KUBECONFIG=$(KUBECONFIG) KUBEARTS_NAMESPACE=kubearts-system KUBEARTS_ALLOW_CPU_FALLBACK=true \
 	  $(BIN)/kopf run --standalone --all-namespaces --liveness=http://127.0.0.1:8081/healthz -m kubearts.main
 
 .PHONY: lint

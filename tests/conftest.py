@@ -103,6 +103,9 @@ def kubearts_operator(kube: clusterkit.Kube, crds: list[str]) -> Iterator[KopfRu
         "KUBEARTS_NAMESPACE": OPERATOR_NAMESPACE,
         "KUBEARTS_METRICS_PORT": "0",
         "KUBEARTS_LOG_FORMAT": "plain",
+        # The local cluster's GPU and Ascend nodes have no chips: workers placed there run on
+        # the CPU and say so.
+        "KUBEARTS_ALLOW_CPU_FALLBACK": "true",
     }
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)

@@ -331,6 +331,8 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
         "KUBEARTS_HEALTH_PORT": "8081",
         "KUBEARTS_LOG_FORMAT": "json",
         "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS": "21600",
+        "KUBEARTS_TRAINING_JOB_DEADLINE_SECONDS": "86400",
+        "KUBEARTS_ALLOW_CPU_FALLBACK": "false",
         "KUBEARTS_GALLERY_RESYNC_SECONDS": "30",
     }
     assert pools
@@ -359,10 +361,16 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
         ),
         pytest.param({"logFormat": "plain"}, "KUBEARTS_LOG_FORMAT", "plain", id="log-format"),
         pytest.param(
-            {"jobs": {"deadlineSeconds": {"dataset": 600}}},
+            {"jobs": {"deadlineSeconds": {"dataset": 600, "training": 60}}},
             "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
             "600",
             id="dataset-deadline",
+        ),
+        pytest.param(
+            {"jobs": {"deadlineSeconds": {"dataset": 1, "training": 60}, "allowCpuFallback": True}},
+            "KUBEARTS_ALLOW_CPU_FALLBACK",
+            "true",
+            id="cpu-fallback",
         ),
         pytest.param(
             {"gallery": {"install": True, "resyncSeconds": 5}},
