@@ -95,7 +95,7 @@ def workspace(kube: Kube, kubearts_operator: KopfRunner, tmp_path_factory: Any) 
                     "apiVersion": "kubearts.io/v1alpha1",
                     "kind": "Subscription",
                     "metadata": {"name": algorithm.replace("_", "-")},
-                    "spec": {"gallery": name, "algorithm": algorithm},
+                    "spec": {"gallery": name, "algorithm": algorithm, "version": "latest"},
                 },
                 name,
             )
