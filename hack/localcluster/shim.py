@@ -126,6 +126,7 @@ def _drop_privileges(spec: dict) -> None:
 
 
 def main() -> None:
+    """Set up the container from the spec file named in argv and exec it."""
     with open(sys.argv[1]) as f:
         spec = json.load(f)
     try:
