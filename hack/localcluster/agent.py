@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from . import controlplane, kubeletapi, network
+from . import cgroups, controlplane, kubeletapi, network
 from . import layout as layout_mod
 from .clock import now_rfc3339
 from .container import Container
@@ -71,6 +71,9 @@ class Agent:
                     self.free_devices[(node, res)] = list(range(int(spec["capacity"][res])))
         self.assigned: dict[str, list[tuple[str, str, list[int]]]] = {}
         self.mountpoints_file = layout.run / "mountpoints"
+        self.cgroups = cgroups.find_hierarchy(f"kubearts-{layout.slot}")
+        if self.cgroups is None:
+            log.warning("no writable cgroup hierarchy: containers run without limits")
 
     # -- images, devices, mountpoints -----------------------------------------------------
     def image_config(self, image: str) -> dict[str, Any] | None:
@@ -401,6 +404,8 @@ class Agent:
         network.remove_all_pod_networks(self.layout)
         for leftover in self.layout.pods.glob("*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        if self.cgroups is not None:
+            cgroups.remove_all(self.cgroups)
         self.register_nodes()
         for name in NODE_NAMES:
             self.renew_lease(name)
@@ -428,6 +433,8 @@ class Agent:
         for runtime in runtimes:
             runtime.thread.join(timeout=5)
         network.remove_all_pod_networks(self.layout)
+        if self.cgroups is not None:
+            cgroups.remove_all(self.cgroups)
 
 
 def main() -> None:

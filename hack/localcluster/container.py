@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .cgroups import ContainerCgroup
 from .probes import ProbeSet
 
 BACKOFF_START: Final = 10.0
@@ -30,6 +31,7 @@ class Container:
     probes: ProbeSet = field(default_factory=ProbeSet)
     done: bool = False  # terminated and will not restart
     env: dict[str, str] = field(default_factory=dict)  # resolved when last started
+    cgroup: ContainerCgroup | None = None  # of the current run; None without cgroups
 
     @property
     def name(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
+from .cgroups import Hierarchy
 from .layout import Layout
 from .network import AddressPool
 
@@ -23,6 +24,7 @@ class NodeHost(Protocol):
     core: client.CoreV1Api
     venv: Path
     addresses: AddressPool
+    cgroups: Hierarchy | None  # where container cgroups go; None where none are writable
 
     def image_config(self, image: str) -> dict[str, Any] | None:
         """The local mapping of a container image (``images.yaml``), None when unmapped."""

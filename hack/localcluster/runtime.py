@@ -20,7 +20,8 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from . import network, probes
+from . import cgroups, network, probes
+from .cgroups import ContainerCgroup, Limits
 from .clock import now_rfc3339
 from .container import Container
 from .host import NodeHost
@@ -350,6 +351,9 @@ class PodRuntime:
             "errorFile": str(error_file),
             **{k: v for k, v in sc.items() if v not in (None, [])},
         }
+        c.cgroup = self._make_cgroup(c)
+        if c.cgroup is not None:
+            shim_spec["cgroupProcs"] = c.cgroup.procs_files
         spec_file = cdir / "spec.json"
         spec_file.write_text(json.dumps(shim_spec))
         log_file = self.log_path(c.name, c.restarts)
@@ -371,13 +375,40 @@ class PodRuntime:
         c.probes = ProbeSet.for_container(c.spec, time.monotonic())
         c.ready = c.probes.ready_at_start
 
+    def _make_cgroup(self, c: Container) -> ContainerCgroup | None:
+        """A fresh cgroup for the container's next run, with its limits; None where the
+        node has no writable cgroups (the container then runs unlimited)."""
+        if self.agent.cgroups is None:
+            return None
+        cgroup = ContainerCgroup(self.agent.cgroups, self.uid, c.name)
+        cgroup.remove()  # an earlier run's, had it been left behind
+        try:
+            cgroup.create(Limits.from_resources(c.spec.get("resources")))
+        except OSError as err:
+            log.warning(
+                "%s/%s container %s runs without a cgroup: %s", self.ns, self.name, c.name, err
+            )
+            cgroup.remove()
+            return None
+        return cgroup
+
+    def _release_cgroup(self, c: Container) -> bool:
+        """Remove the ended run's cgroup; True when the OOM killer had struck in it."""
+        if c.cgroup is None:
+            return False
+        oom = c.cgroup.oom_killed()
+        c.cgroup.remove()
+        c.cgroup = None
+        return oom
+
     def _reap(self, c: Container) -> int:
         assert c.proc is not None
         code = c.proc.wait()
         # Killed by a signal: report as a runtime does, 128 + signal.
         code = 128 - code if code < 0 else code
+        oom_killed = self._release_cgroup(c)
         cdir = self.dir / "containers" / c.name
-        reason = "Completed" if code == 0 else "Error"
+        reason = "OOMKilled" if oom_killed else "Completed" if code == 0 else "Error"
         message = ""
         error_file = cdir / "error.json"
         if error_file.exists():
@@ -492,6 +523,8 @@ class PodRuntime:
             self.agent.addresses.release(self.address)
             self.address = None
         self.agent.release_devices(self.node, self.uid)
+        if self.agent.cgroups is not None:
+            cgroups.remove_pod(self.agent.cgroups, self.uid)
 
     def _delete_from_api(self) -> None:
         from kubernetes import client
