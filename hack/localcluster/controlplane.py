@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import yaml
 
@@ -236,6 +237,11 @@ def start_etcd(layout: Layout) -> None:
     start_daemon(layout, "etcd", [etcd_binary(), *_flags(flags)])
 
 
+# Alpha features users rely on, on in both the apiserver (which otherwise drops the
+# fields from stored objects) and the controller-manager (which runs their controllers).
+FEATURE_GATES: Final = "TTLAfterFinished=true"
+
+
 def start_apiserver(layout: Layout, bin_dir: Path) -> None:
     """Start kube-apiserver with TLS, Node/RBAC authorization and service-account keys."""
     p = layout.pki
@@ -264,6 +270,7 @@ def start_apiserver(layout: Layout, bin_dir: Path) -> None:
         "max-requests-inflight": 800,
         "max-mutating-requests-inflight": 400,
         "profiling": False,
+        "feature-gates": FEATURE_GATES,
         "v": 1,
     }
     start_daemon(layout, "kube-apiserver", [str(bin_dir / "kube-apiserver"), *_flags(flags)])
@@ -301,6 +308,7 @@ def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
         "service-cluster-ip-range": layout.service_subnet,
         "controllers": "*,bootstrapsigner,tokencleaner",
         "concurrent-gc-syncs": 40,
+        "feature-gates": FEATURE_GATES,
     }
     start_daemon(
         layout,

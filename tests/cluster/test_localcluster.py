@@ -606,3 +606,28 @@ def test_deleting_a_pod_removes_its_cgroups(kube: Kube, namespace: str) -> None:
         "the container's and the pod's cgroups to be removed",
     )
 
+
+def test_finished_job_with_ttl_after_finished_is_deleted(kube: Kube, namespace: str) -> None:
+    kube.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "brief"},
+            "spec": {
+                "ttlSecondsAfterFinished": 1,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": PY, "command": ["true"]}],
+                    }
+                },
+            },
+        },
+        namespace,
+    )
+    assert kube.get("job", "brief", "-n", namespace)["spec"]["ttlSecondsAfterFinished"] == 1
+    wait_for(
+        lambda: kube.kubectl("get", "job", "brief", "-n", namespace, check=False).returncode != 0,
+        60,
+        "the TTL-after-finished controller to delete the finished job",
+    )
