@@ -19,6 +19,12 @@ fi
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubearts/kubernetes-$version"
 out="$cache/bin"
+# One build at a time: concurrent callers (test sessions of several checkouts) share the
+# cache, and a second build would delete the first one's source tree under it. Later
+# callers wait here and find the binaries.
+mkdir -p "$cache"
+exec 9>"$cache.lock"
+flock 9
 complete=1
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
 if [ "$complete" = 1 ]; then echo "$out"; exit 0; fi
