@@ -19,18 +19,21 @@ fi
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubearts/kubernetes-$version"
 out="$cache/bin"
-# One build at a time: concurrent callers (test sessions of several checkouts) share the
-# cache, and a second build would delete the first one's source tree under it. Later
-# callers wait here and find the binaries.
-mkdir -p "$cache"
-exec 9>"$cache.lock"
-flock 9
 complete=1
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
 if [ "$complete" = 1 ]; then echo "$out"; exit 0; fi
 
 goroot=/usr/lib/go-1.15
 [ -x "$goroot/bin/go" ] || { echo "Go 1.15 missing: run hack/install-system-deps.sh" >&2; exit 1; }
+
+# One build at a time per cache: a second caller (another checkout's tests, a second
+# `make`) waits for the first and then uses its binaries instead of wiping its sources.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock 9
+complete=1
+for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
+if [ "$complete" = 1 ]; then echo "$out"; exit 0; fi
 
 work="$cache/src"
 rm -rf "$work" && mkdir -p "$work"

@@ -9,7 +9,9 @@ from typing import Any, Final
 from .cgroups import ContainerCgroup
 from .probes import ProbeSet
 
+# The kubelet's crash-loop back-off: doubled after each failed run, up to five minutes.
 BACKOFF_START: Final = 10.0
+BACKOFF_MAX: Final = 300.0
 
 
 @dataclass

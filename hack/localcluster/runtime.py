@@ -1,5 +1,8 @@
 """One pod's life on a node: sandbox (network namespace), volumes, init containers, app
-containers with restarts and back-off, probes, status reports and graceful deletion."""
+containers in their cgroups with restarts and back-off, probes (run by ``probes.py``),
+status reports (computed by ``podstatus.py``) and graceful deletion.
+
+The runtime sees the node only through ``host.NodeHost``, which the agent satisfies."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from kubernetes.client.rest import ApiException
 from . import cgroups, network, probes
 from .cgroups import ContainerCgroup, Limits
 from .clock import now_rfc3339
-from .container import Container
+from .container import BACKOFF_MAX, Container
 from .host import NodeHost
 from .nodes import DEVICE_ENV
 from .podstatus import PodView, StatusReporter, container_id, pod_status
@@ -34,7 +37,6 @@ log = logging.getLogger("localcluster.runtime")
 HACK_DIR = str(Path(__file__).resolve().parents[1])
 REPO = Path(__file__).resolve().parents[2]
 TERMINATION_MESSAGE_LIMIT = 4096
-BACKOFF_MAX = 300.0
 
 
 class PodRuntime:
