@@ -12,6 +12,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".localcluster"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run ``up``, ``down``, ``status`` or ``env``."""
     parser = argparse.ArgumentParser(prog="localcluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument(

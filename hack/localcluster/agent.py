@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import http.server
 import json
 import logging
 import os
 import platform
 import shutil
 import signal
-import ssl
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,11 +28,13 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from . import controlplane, network
+from . import cgroups, controlplane, kubeletapi, network
 from . import layout as layout_mod
+from .clock import now_rfc3339
+from .container import Container
 from .layout import NODE_NAMES, Layout
 from .nodes import DEVICE_ENV, NODES, node_manifest
-from .runtime import PodRuntime, now_rfc3339
+from .runtime import PodRuntime
 
 log = logging.getLogger("localcluster.agent")
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +44,8 @@ STATUS_EVERY, LEASE_EVERY = 20.0, 10.0
 
 
 class Agent:
+    """The kubelet of every node: node objects, leases, pods, logs and volumes."""
+
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.venv = Path(os.environ.get("KUBEARTS_VENV", REPO / ".venv"))
@@ -70,9 +71,13 @@ class Agent:
                     self.free_devices[(node, res)] = list(range(int(spec["capacity"][res])))
         self.assigned: dict[str, list[tuple[str, str, list[int]]]] = {}
         self.mountpoints_file = layout.run / "mountpoints"
+        self.cgroups = cgroups.find_hierarchy(f"kubearts-{layout.slot}")
+        if self.cgroups is None:
+            log.warning("no writable cgroup hierarchy: containers run without limits")
 
     # -- images, devices, mountpoints -----------------------------------------------------
     def image_config(self, image: str) -> dict[str, Any] | None:
+        """The local mapping of a container image (``images.yaml``), None when unmapped."""
         repo = image.split("@", 1)[0]
         last = repo.rsplit("/", 1)[-1]
         if ":" in last:
@@ -87,6 +92,7 @@ class Agent:
         return None
 
     def allocate_devices(self, node: str, uid: str, wanted: dict[str, int]) -> dict[str, list[int]]:
+        """Hand out device IDs of ``node`` to pod ``uid``, as a device plugin does."""
         out: dict[str, list[int]] = {}
         with self.lock:
             for res, count in wanted.items():
@@ -97,6 +103,7 @@ class Agent:
         return out
 
     def release_devices(self, node: str, uid: str) -> None:
+        """Return the devices pod ``uid`` held to the node's free pool."""
         with self.lock:
             for n, res, ids in self.assigned.pop(uid, []):
                 self.free_devices[(n, res)].extend(ids)
@@ -115,11 +122,13 @@ class Agent:
                 f.write("".join(p + "\n" for p in created))
 
     def forget(self, uid: str) -> None:
+        """Drop a pod whose runtime has finished for good."""
         with self.lock:
             self.pods.pop(uid, None)
 
     # -- nodes ------------------------------------------------------------------------------
     def register_nodes(self) -> None:
+        """Create the nodes (or refresh their labels) and post their first status."""
         for name in NODE_NAMES:
             manifest = node_manifest(name)
             try:
@@ -131,6 +140,7 @@ class Agent:
             self.patch_node_status(name)
 
     def patch_node_status(self, name: str) -> None:
+        """Post capacity, addresses, conditions and info, as a kubelet's status sync."""
         now = now_rfc3339()
         capacity = NODES[name]["capacity"]
         conditions = [
@@ -186,6 +196,7 @@ class Agent:
         self.core.patch_node_status(name, {"status": status})
 
     def renew_lease(self, name: str) -> None:
+        """Renew the node's lease so the node lifecycle controller keeps it Ready."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = {
             "metadata": {"name": name, "namespace": "kube-node-lease"},
@@ -205,6 +216,7 @@ class Agent:
             self.coordination.create_namespaced_lease("kube-node-lease", body)
 
     def heartbeat_loop(self) -> None:
+        """Renew leases every 10 s and node status every 20 s until stopped."""
         last_status = time.monotonic()
         while not self.stopping.wait(LEASE_EVERY):
             for name in NODE_NAMES:
@@ -219,6 +231,7 @@ class Agent:
 
     # -- pods -------------------------------------------------------------------------------
     def handle(self, kind: str, pod: dict[str, Any]) -> None:
+        """React to one pod event: start a runtime for a new pod, pass on deletions."""
         node = (pod.get("spec") or {}).get("nodeName")
         if node not in NODE_NAMES:
             return
@@ -254,6 +267,7 @@ class Agent:
         runtime.start()
 
     def watch_pods(self) -> None:
+        """List, then watch, every pod; relist when the watch breaks."""
         while not self.stopping.is_set():
             try:
                 listing = self.core.list_pod_for_all_namespaces(_preload_content=False)
@@ -319,6 +333,7 @@ class Agent:
                     log.warning("provisioner pass failed: %s", err)
 
     def provision(self, pvc: Any, storage_class: Any) -> None:
+        """Create a hostPath PersistentVolume bound to the claim ``pvc``."""
         ns, name, uid = pvc.metadata.namespace, pvc.metadata.name, pvc.metadata.uid
         path = self.layout.volumes / f"{ns}_{name}_{uid}"
         path.mkdir(parents=True, exist_ok=True)
@@ -355,130 +370,33 @@ class Agent:
                 raise
 
     # -- kubelet API: logs -------------------------------------------------------------------
-    def find_pod(self, ns: str, name: str) -> PodRuntime | None:
+    def _container(self, ns: str, name: str, container: str) -> tuple[PodRuntime, Container] | None:
         with self.lock:
-            for runtime in self.pods.values():
-                if runtime.ns == ns and runtime.name == name:
-                    return runtime
-        return None
-
-    def log_file(
-        self, ns: str, name: str, container: str, previous: bool
-    ) -> tuple[Path | None, PodRuntime | None]:
-        runtime = self.find_pod(ns, name)
-        if runtime is not None:
-            c = next(
-                (c for c in runtime.init_containers + runtime.containers if c.name == container),
-                None,
-            )
-            if c is None:
-                return None, runtime
-            restart = c.restarts - 1 if previous else c.restarts
-            return (runtime.log_path(container, restart) if restart >= 0 else None), runtime
-        return None, None
-
-    def serve_kubelet_api(self, node: str) -> http.server.ThreadingHTTPServer:
-        agent = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("kubelet api %s: " + fmt, node, *args)
-
-            def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                url = urllib.parse.urlparse(self.path)
-                query = urllib.parse.parse_qs(url.query)
-                parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
-                if parts == ["healthz"]:
-                    self._reply(200, b"ok")
-                    return
-                if len(parts) != 4 or parts[0] != "containerLogs":
-                    self._reply(404, b"not found: only /containerLogs and /healthz are served")
-                    return
-                _, ns, name, container = parts
-                previous = query.get("previous", ["false"])[0] == "true"
-                path, runtime = agent.log_file(ns, name, container, previous)
-                if path is None or not path.exists():
-                    what = "previous terminated container" if previous else "container"
-                    self._reply(
-                        400 if previous else 404,
-                        f'{what} "{container}" in pod "{name}" has no logs'.encode(),
-                    )
-                    return
-                data = path.read_bytes()
-                if "tailLines" in query:
-                    lines = data.splitlines(keepends=True)
-                    n = int(query["tailLines"][0])
-                    data = b"".join(lines[-n:]) if n > 0 else b""
-                if "limitBytes" in query:
-                    data = data[: int(query["limitBytes"][0])]
-                follow = query.get("follow", ["false"])[0] == "true"
-                if not follow:
-                    self._reply(200, data)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                offset = path.stat().st_size
-
-                def chunk(b: bytes) -> None:
-                    self.wfile.write(f"{len(b):x}\r\n".encode() + b + b"\r\n")
-                    self.wfile.flush()
-
-                try:
-                    if data:
-                        chunk(data)
-                    while True:
-                        with open(path, "rb") as f:
-                            f.seek(offset)
-                            more = f.read()
-                        if more:
-                            offset += len(more)
-                            chunk(more)
-                        c = None
-                        if runtime is not None:
-                            c = next(
-                                (
-                                    c
-                                    for c in runtime.init_containers + runtime.containers
-                                    if c.name == container
-                                ),
-                                None,
-                            )
-                        if c is None or c.proc is None or agent.stopping.is_set():
-                            break
-                        time.sleep(0.2)
-                    self.wfile.write(b"0\r\n\r\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        server = http.server.ThreadingHTTPServer(
-            (str(self.layout.gateway), self.layout.kubelet_port(node)), Handler
+            runtime = next((r for r in self.pods.values() if r.ns == ns and r.name == name), None)
+        if runtime is None:
+            return None
+        c = next(
+            (c for c in runtime.init_containers + runtime.containers if c.name == container), None
         )
-        server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(
-            str(self.layout.pki / "node-agent.crt"), str(self.layout.pki / "node-agent.key")
-        )
-        ctx.load_verify_locations(str(self.layout.pki / "ca.crt"))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        threading.Thread(
-            target=server.serve_forever, name=f"kubelet-api-{node}", daemon=True
-        ).start()
-        return server
+        return None if c is None else (runtime, c)
+
+    def log_file(self, ns: str, name: str, container: str, previous: bool) -> Path | None:
+        """The log of the container's current (or previous) run, None when unknown."""
+        found = self._container(ns, name, container)
+        if found is None:
+            return None
+        runtime, c = found
+        restart = c.restarts - 1 if previous else c.restarts
+        return runtime.log_path(container, restart) if restart >= 0 else None
+
+    def container_running(self, ns: str, name: str, container: str) -> bool:
+        """Whether the container may still write to its log (``follow`` keeps reading)."""
+        found = self._container(ns, name, container)
+        return found is not None and found[1].proc is not None and not self.stopping.is_set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
+        """Start clean, register the nodes, serve their APIs and run pods until stopped."""
         self.layout.pods.mkdir(parents=True, exist_ok=True)
         self.layout.volumes.mkdir(parents=True, exist_ok=True)
         network.ensure_bridge(self.layout)
@@ -486,10 +404,18 @@ class Agent:
         network.remove_all_pod_networks(self.layout)
         for leftover in self.layout.pods.glob("*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        if self.cgroups is not None:
+            cgroups.remove_all(self.cgroups)
         self.register_nodes()
         for name in NODE_NAMES:
             self.renew_lease(name)
-            self.serve_kubelet_api(name)
+            kubeletapi.serve(
+                name,
+                str(self.layout.gateway),
+                self.layout.kubelet_port(name),
+                self.layout.pki,
+                self,
+            )
         threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
         threading.Thread(target=self.provision_loop, name="provisioner", daemon=True).start()
         (self.layout.run / "agent.ready").write_text(now_rfc3339() + "\n")
@@ -507,9 +433,12 @@ class Agent:
         for runtime in runtimes:
             runtime.thread.join(timeout=5)
         network.remove_all_pod_networks(self.layout)
+        if self.cgroups is not None:
+            cgroups.remove_all(self.cgroups)
 
 
 def main() -> None:
+    """Run the agent for the cluster under ``sys.argv[1]`` until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

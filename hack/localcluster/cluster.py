@@ -34,6 +34,7 @@ STORAGE_CLASS = {
 
 
 def running(layout: Layout) -> bool:
+    """Whether every control-plane process and the agent run and the apiserver answers."""
     names = (*controlplane.COMPONENTS, AGENT)
     return all(controlplane.read_pid(layout, n) for n in names) and controlplane.apiserver_ready(
         layout
@@ -41,6 +42,7 @@ def running(layout: Layout) -> bool:
 
 
 def nodes_ready(layout: Layout) -> bool:
+    """Whether all four nodes are Ready and no longer tainted not-ready."""
     out = controlplane.kubectl(layout, "get", "nodes", "-o", "json", check=False)
     if out.returncode != 0:
         return False
@@ -72,6 +74,7 @@ def make_environment_reachable(venv: Path) -> list[Path]:
 
 
 def up(root: Path) -> Layout:
+    """Start (or reuse) the cluster under ``root`` and wait for Ready nodes."""
     for directory in make_environment_reachable(Path(sys.prefix)):
         print(
             f"made {directory} searchable (o+x) so non-root containers reach the environment",
@@ -153,6 +156,7 @@ STATE = (
 
 
 def down(root: Path) -> None:
+    """Stop the cluster under ``root`` and remove what it left on the host."""
     layout = layout_mod.load(root)
     if layout is None:
         print(f"no cluster in {root}", file=sys.stderr)
@@ -174,6 +178,7 @@ def down(root: Path) -> None:
 
 
 def status(root: Path) -> int:
+    """Print whether the cluster under ``root`` runs; the exit status says the same."""
     layout = layout_mod.load(root)
     if layout is None:
         print(f"no cluster in {root}")

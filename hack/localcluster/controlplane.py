@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import yaml
 
@@ -47,6 +48,7 @@ def kubernetes_bin() -> Path:
 
 
 def etcd_binary() -> str:
+    """The etcd executable on the PATH (Debian's etcd-server)."""
     found = shutil.which("etcd")
     if not found:
         raise RuntimeError("etcd not found: run hack/install-system-deps.sh (etcd-server)")
@@ -57,6 +59,7 @@ def etcd_binary() -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,6 +75,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_pid(layout: Layout, name: str) -> int | None:
+    """The pid of the running component ``name``, None when it is not running."""
     path = layout.run / f"{name}.pid"
     try:
         pid = int(path.read_text())
@@ -104,6 +108,7 @@ def start_daemon(
 
 
 def stop_daemon(layout: Layout, name: str, timeout: float = 15.0) -> None:
+    """SIGTERM the component, SIGKILL it after ``timeout`` seconds."""
     pid = read_pid(layout, name)
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
@@ -123,6 +128,7 @@ def stop_daemon(layout: Layout, name: str, timeout: float = 15.0) -> None:
 
 
 def write_kubeconfig(layout: Layout, path: Path, user: str, server: str | None = None) -> None:
+    """Write a kubeconfig for the client-certificate user ``user``."""
     ca = (layout.pki / "ca.crt").read_bytes()
     crt = (layout.pki / f"{user}.crt").read_bytes()
     key = (layout.pki / f"{user}.key").read_bytes()
@@ -157,6 +163,7 @@ def write_kubeconfig(layout: Layout, path: Path, user: str, server: str | None =
 
 
 def ensure_pki(layout: Layout) -> None:
+    """Create the CA and every certificate the components and users need, once."""
     p = layout.pki
     pki.ensure_ca(p)
     gw = str(layout.gateway)
@@ -212,6 +219,7 @@ def _flags(flags: dict[str, object]) -> list[str]:
 
 
 def start_etcd(layout: Layout) -> None:
+    """Start etcd on the cluster's loopback ports."""
     layout.etcd_data.mkdir(parents=True, exist_ok=True, mode=0o700)
     client = f"http://127.0.0.1:{layout.etcd_client_port}"
     peer = f"http://127.0.0.1:{layout.etcd_peer_port}"
@@ -229,7 +237,13 @@ def start_etcd(layout: Layout) -> None:
     start_daemon(layout, "etcd", [etcd_binary(), *_flags(flags)])
 
 
+# Alpha features users rely on, on in both the apiserver (which otherwise drops the
+# fields from stored objects) and the controller-manager (which runs their controllers).
+FEATURE_GATES: Final = "TTLAfterFinished=true"
+
+
 def start_apiserver(layout: Layout, bin_dir: Path) -> None:
+    """Start kube-apiserver with TLS, Node/RBAC authorization and service-account keys."""
     p = layout.pki
     flags = {
         "etcd-servers": f"http://127.0.0.1:{layout.etcd_client_port}",
@@ -256,6 +270,7 @@ def start_apiserver(layout: Layout, bin_dir: Path) -> None:
         "max-requests-inflight": 800,
         "max-mutating-requests-inflight": 400,
         "profiling": False,
+        "feature-gates": FEATURE_GATES,
         "v": 1,
     }
     start_daemon(layout, "kube-apiserver", [str(bin_dir / "kube-apiserver"), *_flags(flags)])
@@ -282,6 +297,7 @@ def _client_flags(layout: Layout, user: str, secure_port: int) -> dict[str, obje
 
 
 def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
+    """Start kube-controller-manager with raised API client limits."""
     flags = {
         **_client_flags(layout, "controller-manager", layout.controller_manager_port),
         "use-service-account-credentials": True,
@@ -292,6 +308,7 @@ def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
         "service-cluster-ip-range": layout.service_subnet,
         "controllers": "*,bootstrapsigner,tokencleaner",
         "concurrent-gc-syncs": 40,
+        "feature-gates": FEATURE_GATES,
     }
     start_daemon(
         layout,
@@ -301,6 +318,7 @@ def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
 
 
 def start_scheduler(layout: Layout, bin_dir: Path) -> None:
+    """Start kube-scheduler with raised API client limits."""
     flags = _client_flags(layout, "scheduler", layout.scheduler_port)
     start_daemon(layout, "kube-scheduler", [str(bin_dir / "kube-scheduler"), *_flags(flags)])
 
@@ -342,11 +360,13 @@ def wait_until(
 
 
 def apiserver_ready(layout: Layout) -> bool:
+    """Whether the apiserver answers ``/readyz``."""
     status, _ = _https_get(layout, layout.apiserver_url + "/readyz")
     return status == 200
 
 
 def start(layout: Layout) -> None:
+    """Start etcd and the control-plane components, each waited for in turn."""
     bin_dir = kubernetes_bin()
     ensure_pki(layout)
     write_kubeconfig(layout, layout.kubeconfig, "admin")
@@ -367,6 +387,7 @@ COMPONENTS = ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "et
 
 
 def stop(layout: Layout) -> None:
+    """Stop the control-plane components, the apiserver's clients first."""
     for name in COMPONENTS:
         stop_daemon(layout, name)
 

@@ -32,30 +32,37 @@ class Layout:
     # Directories and files ------------------------------------------------------------
     @property
     def pki(self) -> Path:
+        """Certificates and keys."""
         return self.root / "pki"
 
     @property
     def logs(self) -> Path:
+        """One log file per component."""
         return self.root / "logs"
 
     @property
     def run(self) -> Path:
+        """Pid files and markers."""
         return self.root / "run"
 
     @property
     def pods(self) -> Path:
+        """One folder per running pod."""
         return self.root / "pods"
 
     @property
     def volumes(self) -> Path:
+        """Provisioned PersistentVolumes."""
         return self.root / "volumes"
 
     @property
     def etcd_data(self) -> Path:
+        """etcd's data directory."""
         return self.root / "etcd"
 
     @property
     def kubeconfig(self) -> Path:
+        """The admin kubeconfig users and tests point at."""
         return self.root / "kubeconfig"
 
     # Ports ------------------------------------------------------------------------------
@@ -64,28 +71,35 @@ class Layout:
 
     @property
     def etcd_client_port(self) -> int:
+        """etcd's client port."""
         return self._port(0)
 
     @property
     def etcd_peer_port(self) -> int:
+        """etcd's peer port."""
         return self._port(1)
 
     @property
     def apiserver_port(self) -> int:
+        """The apiserver's secure port."""
         return self._port(2)
 
     @property
     def controller_manager_port(self) -> int:
+        """The controller-manager's secure port."""
         return self._port(3)
 
     @property
     def scheduler_port(self) -> int:
+        """The scheduler's secure port."""
         return self._port(4)
 
     def kubelet_port(self, node: str) -> int:
+        """The kubelet API port of ``node``."""
         return self._port(10 + NODE_NAMES.index(node))
 
     def all_ports(self) -> list[int]:
+        """Every port the cluster listens on, to check they are free."""
         return [
             self.etcd_client_port,
             self.etcd_peer_port,
@@ -98,10 +112,12 @@ class Layout:
     # Network ---------------------------------------------------------------------------
     @property
     def bridge(self) -> str:
+        """The pods' bridge device."""
         return f"kabr{self.slot}"
 
     @property
     def pod_subnet(self) -> ipaddress.IPv4Network:
+        """The pods' addresses."""
         return ipaddress.IPv4Network(f"10.{200 + self.slot}.0.0/16")
 
     @property
@@ -111,14 +127,17 @@ class Layout:
 
     @property
     def service_subnet(self) -> ipaddress.IPv4Network:
+        """The Services' ClusterIP range."""
         return ipaddress.IPv4Network(f"10.{160 + self.slot}.0.0/16")
 
     @property
     def netns_prefix(self) -> str:
+        """The prefix of this cluster's network namespace names."""
         return f"ka{self.slot}-"
 
     @property
     def apiserver_url(self) -> str:
+        """The apiserver's URL on the bridge address."""
         return f"https://127.0.0.1:{self.apiserver_port}"
 
 
@@ -172,6 +191,7 @@ def load_or_allocate(root: Path) -> Layout:
 
 
 def load(root: Path) -> Layout | None:
+    """The layout recorded under ``root``, None when no cluster was started there."""
     recorded = root.resolve() / "layout.json"
     if not recorded.exists():
         return None
@@ -179,5 +199,6 @@ def load(root: Path) -> Layout | None:
 
 
 def release(layout: Layout) -> None:
+    """Give the layout's slot back."""
     with contextlib.suppress(FileNotFoundError):
         (Path("/run/kubearts-localcluster") / f"slot-{layout.slot}").unlink()

@@ -18,6 +18,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def ensure_bridge(layout: Layout) -> None:
+    """Create the cluster bridge with the gateway address, if missing."""
     if _ip("link", "show", layout.bridge, check=False).returncode != 0:
         _ip("link", "add", layout.bridge, "type", "bridge")
     _ip("addr", "replace", f"{layout.gateway}/{layout.pod_subnet.prefixlen}", "dev", layout.bridge)
@@ -29,6 +30,7 @@ def ensure_bridge(layout: Layout) -> None:
 
 
 def remove_bridge(layout: Layout) -> None:
+    """Delete the cluster bridge, if present."""
     for rule in (["-i", layout.bridge, "-j", "ACCEPT"], ["-o", layout.bridge, "-j", "ACCEPT"]):
         while (
             subprocess.run(["iptables", "-D", "FORWARD", *rule], capture_output=True).returncode
@@ -39,12 +41,14 @@ def remove_bridge(layout: Layout) -> None:
 
 
 def list_namespaces(layout: Layout) -> list[str]:
+    """This cluster's pod network namespaces."""
     out = _ip("netns", "list", check=False).stdout
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     return [n for n in names if n.startswith(layout.netns_prefix)]
 
 
 def netns_name(layout: Layout, pod_uid: str) -> str:
+    """The network namespace name of a pod: the cluster prefix and part of the uid."""
     return layout.netns_prefix + pod_uid.replace("-", "")[:12]
 
 
@@ -58,6 +62,7 @@ class AddressPool:
         self._lock = threading.Lock()
 
     def allocate(self) -> ipaddress.IPv4Address:
+        """A free pod address."""
         with self._lock:
             size = self._subnet.num_addresses
             for _ in range(size):
@@ -71,6 +76,7 @@ class AddressPool:
         raise RuntimeError(f"pod subnet {self._subnet} is exhausted")
 
     def release(self, address: ipaddress.IPv4Address) -> None:
+        """Return an address to the pool."""
         with self._lock:
             self._used.discard(address)
 
@@ -115,6 +121,7 @@ def create_pod_network(layout: Layout, pod_uid: str, address: ipaddress.IPv4Addr
 
 
 def delete_pod_network(layout: Layout, pod_uid: str) -> None:
+    """Delete the pod's network namespace and its veth."""
     ns = netns_name(layout, pod_uid)
     digest = hashlib.sha1(pod_uid.encode()).hexdigest()[:10]
     _ip("link", "del", f"kv{digest}", check=False)
@@ -123,6 +130,7 @@ def delete_pod_network(layout: Layout, pod_uid: str) -> None:
 
 
 def remove_all_pod_networks(layout: Layout) -> None:
+    """Delete every pod network namespace of this cluster."""
     for ns in list_namespaces(layout):
         with contextlib.suppress(subprocess.SubprocessError):
             _ip("netns", "del", ns, check=False)

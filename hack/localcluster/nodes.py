@@ -71,6 +71,7 @@ DEVICE_ENV = {
 
 
 def node_manifest(name: str) -> dict[str, Any]:
+    """The Node object for ``name`` with its labels and taints."""
     spec = NODES[name]
     return {
         "apiVersion": "v1",

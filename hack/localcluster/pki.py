@@ -34,6 +34,7 @@ def _load_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 
 
 def ensure_ca(pki: Path) -> None:
+    """Create the cluster CA under ``pki``, once."""
     pki.mkdir(parents=True, exist_ok=True)
     if (pki / "ca.crt").exists():
         return
@@ -117,6 +118,7 @@ def ensure_cert(
 
 
 def ensure_service_account_key(pki: Path) -> Path:
+    """The key that signs service-account tokens, created once."""
     path = pki / "sa.key"
     if not path.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -1,89 +1,48 @@
 """One pod's life on a node: sandbox (network namespace), volumes, init containers, app
-containers with restarts and back-off, probes, status reports and graceful deletion."""
+containers in their cgroups with restarts and back-off, probes (run by ``probes.py``),
+status reports (computed by ``podstatus.py``) and graceful deletion.
+
+The runtime sees the node only through ``host.NodeHost``, which the agent satisfies."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import ipaddress
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from . import network
+from . import cgroups, network, probes
+from .cgroups import ContainerCgroup, Limits
+from .clock import now_rfc3339
+from .container import BACKOFF_MAX, Container
+from .host import NodeHost
 from .nodes import DEVICE_ENV
+from .podstatus import PodView, StatusReporter, container_id, pod_status
+from .probes import ProbeSet, ProbeTarget
 from .volumes import PodVolumes, VolumeNotReadyError, expand
-
-if TYPE_CHECKING:
-    from .agent import Agent
 
 log = logging.getLogger("localcluster.runtime")
 HACK_DIR = str(Path(__file__).resolve().parents[1])
 REPO = Path(__file__).resolve().parents[2]
 TERMINATION_MESSAGE_LIMIT = 4096
-BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Probe:
-    spec: dict[str, Any]
-    started: float
-    next_due: float = 0.0
-    successes: int = 0
-    failures: int = 0
-    ok: bool = False
-
-    def __post_init__(self) -> None:
-        self.next_due = self.started + self.spec.get("initialDelaySeconds", 0)
-
-
-@dataclass
-class Container:
-    spec: dict[str, Any]
-    init: bool
-    restarts: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: str | None = None
-    state: dict[str, Any] = field(
-        default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
-    )
-    last_state: dict[str, Any] = field(default_factory=dict)
-    ready: bool = False
-    restart_at: float | None = None
-    backoff: float = BACKOFF_START
-    readiness: Probe | None = None
-    liveness: Probe | None = None
-    startup: Probe | None = None
-    done: bool = False  # terminated and will not restart
-    env: dict[str, str] = field(default_factory=dict)  # resolved when last started
-
-    @property
-    def name(self) -> str:
-        return str(self.spec["name"])
 
 
 class PodRuntime:
     """Runs one pod in its own thread until it ends or is deleted."""
 
-    def __init__(self, agent: Agent, pod: dict[str, Any]) -> None:
+    def __init__(self, agent: NodeHost, pod: dict[str, Any]) -> None:
         self.agent = agent
         self.pod = pod
         meta = pod["metadata"]
@@ -103,7 +62,8 @@ class PodRuntime:
         self.containers = [Container(c, False) for c in pod["spec"]["containers"]]
         self.phase = "Pending"
         self.start_time = now_rfc3339()
-        self.last_status: dict[str, Any] | None = None
+        self.pod_ip: str | None = None
+        self.reporter = StatusReporter(agent.core, self.ns, self.name)
         self.message: tuple[str, str] | None = None  # pod-level (reason, message)
         self.thread = threading.Thread(
             target=self._run, name=f"pod-{self.ns}/{self.name}", daemon=True
@@ -111,13 +71,16 @@ class PodRuntime:
 
     # -- control from the agent ---------------------------------------------------------
     def start(self) -> None:
+        """Start running the pod in its own thread."""
         self.thread.start()
 
     @property
     def finished(self) -> bool:
+        """The pod's thread has run and ended."""
         return self.thread.ident is not None and not self.thread.is_alive()
 
     def update(self, pod: dict[str, Any]) -> None:
+        """Honour a deletion request (with its grace period) seen on the pod."""
         meta = pod["metadata"]
         if not meta.get("deletionTimestamp"):
             return
@@ -133,6 +96,7 @@ class PodRuntime:
             self.stop_requested.set()
 
     def deleted(self) -> None:
+        """The API object is gone: stop at once and clean up."""
         self.gone.set()
         self.grace = 0
         self.stop_requested.set()
@@ -329,6 +293,7 @@ class PodRuntime:
         return sc
 
     def log_path(self, container: str, restart: int) -> Path:
+        """The log file of one run (0, 1, ... per restart) of a container."""
         return self.dir / "logs" / container / f"{restart}.log"
 
     def _start(self, c: Container) -> None:
@@ -388,6 +353,9 @@ class PodRuntime:
             "errorFile": str(error_file),
             **{k: v for k, v in sc.items() if v not in (None, [])},
         }
+        c.cgroup = self._make_cgroup(c)
+        if c.cgroup is not None:
+            shim_spec["cgroupProcs"] = c.cgroup.procs_files
         spec_file = cdir / "spec.json"
         spec_file.write_text(json.dumps(shim_spec))
         log_file = self.log_path(c.name, c.restarts)
@@ -406,25 +374,43 @@ class PodRuntime:
         c.started_at = now_rfc3339()
         c.state = {"running": {"startedAt": c.started_at}}
         c.ready = False
-        started = time.monotonic()
-        probes = c.spec
-        c.startup = Probe(probes["startupProbe"], started) if probes.get("startupProbe") else None
-        c.readiness = (
-            Probe(probes["readinessProbe"], started) if probes.get("readinessProbe") else None
-        )
-        c.liveness = (
-            Probe(probes["livenessProbe"], started) if probes.get("livenessProbe") else None
-        )
-        if c.readiness is None and c.startup is None:
-            c.ready = True
+        c.probes = ProbeSet.for_container(c.spec, time.monotonic())
+        c.ready = c.probes.ready_at_start
+
+    def _make_cgroup(self, c: Container) -> ContainerCgroup | None:
+        """A fresh cgroup for the container's next run, with its limits; None where the
+        node has no writable cgroups (the container then runs unlimited)."""
+        if self.agent.cgroups is None:
+            return None
+        cgroup = ContainerCgroup(self.agent.cgroups, self.uid, c.name)
+        cgroup.remove()  # an earlier run's, had it been left behind
+        try:
+            cgroup.create(Limits.from_resources(c.spec.get("resources")))
+        except OSError as err:
+            log.warning(
+                "%s/%s container %s runs without a cgroup: %s", self.ns, self.name, c.name, err
+            )
+            cgroup.remove()
+            return None
+        return cgroup
+
+    def _release_cgroup(self, c: Container) -> bool:
+        """Remove the ended run's cgroup; True when the OOM killer had struck in it."""
+        if c.cgroup is None:
+            return False
+        oom = c.cgroup.oom_killed()
+        c.cgroup.remove()
+        c.cgroup = None
+        return oom
 
     def _reap(self, c: Container) -> int:
         assert c.proc is not None
         code = c.proc.wait()
         # Killed by a signal: report as a runtime does, 128 + signal.
         code = 128 - code if code < 0 else code
+        oom_killed = self._release_cgroup(c)
         cdir = self.dir / "containers" / c.name
-        reason = "Completed" if code == 0 else "Error"
+        reason = "OOMKilled" if oom_killed else "Completed" if code == 0 else "Error"
         message = ""
         error_file = cdir / "error.json"
         if error_file.exists():
@@ -449,7 +435,7 @@ class PodRuntime:
             "reason": reason,
             "startedAt": c.started_at,
             "finishedAt": now_rfc3339(),
-            "containerID": f"kubearts://{self.uid}/{c.name}/{c.restarts}",
+            "containerID": container_id(self.uid, c),
         }
         if message:
             terminated["message"] = message
@@ -472,109 +458,28 @@ class PodRuntime:
 
     # -- probes --------------------------------------------------------------------------
     def _probe(self, c: Container, now: float) -> bool:
-        changed = False
-        if c.startup is not None and not c.startup.ok:
-            if now >= c.startup.next_due:
-                self._run_probe(c, c.startup, now)
-                if c.startup.ok:
-                    changed = True
-                    if c.readiness is None:
-                        c.ready = True
-                elif c.startup.failures >= c.startup.spec.get("failureThreshold", 3):
-                    self._kill_for_restart(c, "startup probe failed")
-                    return True
-            return changed
-        if c.liveness is not None and now >= c.liveness.next_due:
-            self._run_probe(c, c.liveness, now)
-            if c.liveness.failures >= c.liveness.spec.get("failureThreshold", 3):
-                self._kill_for_restart(c, "liveness probe failed")
-                return True
-        if c.readiness is not None and now >= c.readiness.next_due:
-            before = c.ready
-            self._run_probe(c, c.readiness, now)
-            c.ready = c.readiness.ok
-            changed |= before != c.ready
+        """Run the container's due probes; True when its readiness or process changed."""
+        assert c.proc is not None
+        target = ProbeTarget(
+            pod_ip=self.pod_ip or "",
+            ports={
+                p["name"]: int(p["containerPort"])
+                for p in c.spec.get("ports") or []
+                if p.get("name")
+            },
+            pid=c.proc.pid,
+            env=c.env,
+            working_dir=c.spec.get("workingDir") or "/",
+            security=self._security(c),
+            scratch=self.dir / "containers" / c.name,
+        )
+        ready, restart_because = c.probes.step(now, c.ready, partial(probes.check, target=target))
+        changed = ready != c.ready
+        c.ready = ready
+        if restart_because is not None:
+            self._kill_for_restart(c, restart_because)
+            return True
         return changed
-
-    def _run_probe(self, c: Container, probe: Probe, now: float) -> None:
-        spec = probe.spec
-        probe.next_due = now + spec.get("periodSeconds", 10)
-        timeout = spec.get("timeoutSeconds", 1)
-        try:
-            success = self._check(c, spec, timeout)
-        except Exception:  # a probe that cannot run counts as a failure
-            log.debug("probe error", exc_info=True)
-            success = False
-        if success:
-            probe.successes += 1
-            probe.failures = 0
-            if probe.successes >= spec.get("successThreshold", 1):
-                probe.ok = True
-        else:
-            probe.failures += 1
-            probe.successes = 0
-            if probe.failures >= spec.get("failureThreshold", 3):
-                probe.ok = False
-
-    def _port(self, c: Container, port: int | str) -> int:
-        if isinstance(port, int):
-            return port
-        for p in c.spec.get("ports") or []:
-            if p.get("name") == port:
-                return int(p["containerPort"])
-        return int(port)
-
-    def _check(self, c: Container, spec: dict[str, Any], timeout: float) -> bool:
-        if "httpGet" in spec:
-            h = spec["httpGet"]
-            host = h.get("host") or self.pod_ip
-            scheme = h.get("scheme", "HTTP").lower()
-            url = f"{scheme}://{host}:{self._port(c, h['port'])}{h.get('path', '/')}"
-            req = urllib.request.Request(
-                url, headers={x["name"]: x["value"] for x in h.get("httpHeaders") or []}
-            )
-            try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    return 200 <= resp.status < 400
-            except urllib.error.HTTPError as err:
-                return 200 <= err.code < 400
-            except (OSError, urllib.error.URLError):
-                return False
-        if "tcpSocket" in spec:
-            t = spec["tcpSocket"]
-            try:
-                with socket.create_connection(
-                    (t.get("host") or self.pod_ip, self._port(c, t["port"])), timeout
-                ):
-                    return True
-            except OSError:
-                return False
-        if "exec" in spec:
-            assert c.proc is not None
-            cdir = self.dir / "containers" / c.name
-            probe_spec = cdir / "probe.json"
-            probe_spec.write_text(
-                json.dumps(
-                    {
-                        "joinPid": c.proc.pid,
-                        "argv": spec["exec"]["command"],
-                        "env": c.env,
-                        "workingDir": c.spec.get("workingDir") or "/",
-                        **{k: v for k, v in self._security(c).items() if v not in (None, [])},
-                    }
-                )
-            )
-            try:
-                result = subprocess.run(
-                    [sys.executable, "-S", "-m", "localcluster.shim", str(probe_spec)],
-                    capture_output=True,
-                    timeout=timeout,
-                    env={"PYTHONPATH": HACK_DIR},
-                )
-            except subprocess.TimeoutExpired:
-                return False
-            return result.returncode == 0
-        return True
 
     def _kill_for_restart(self, c: Container, why: str) -> None:
         log.info("pod %s/%s container %s: %s, restarting", self.ns, self.name, c.name, why)
@@ -620,6 +525,8 @@ class PodRuntime:
             self.agent.addresses.release(self.address)
             self.address = None
         self.agent.release_devices(self.node, self.uid)
+        if self.agent.cgroups is not None:
+            cgroups.remove_pod(self.agent.cgroups, self.uid)
 
     def _delete_from_api(self) -> None:
         from kubernetes import client
@@ -640,85 +547,24 @@ class PodRuntime:
         for c in self.init_containers + self.containers:
             c.state = {"waiting": {"reason": reason, "message": message}}
 
-    def _container_status(self, c: Container) -> dict[str, Any]:
-        status: dict[str, Any] = {
-            "name": c.name,
-            "image": c.spec.get("image", ""),
-            "imageID": f"kubearts-local://{c.spec.get('image', '')}",
-            "ready": c.ready and "running" in c.state,
-            "restartCount": c.restarts,
-            "started": "running" in c.state,
-            "state": c.state,
-            "lastState": c.last_state,
-        }
-        running = c.state.get("running") or c.state.get("terminated")
-        if running:
-            status["containerID"] = f"kubearts://{self.uid}/{c.name}/{c.restarts}"
-        return status
-
     def status(self) -> dict[str, Any]:
-        now = now_rfc3339()
-        inits_done = all(
-            c.done and c.state.get("terminated", {}).get("exitCode") == 0
-            for c in self.init_containers
+        """The pod's status as the runtime sees it now."""
+        return pod_status(
+            PodView(
+                uid=self.uid,
+                phase=self.phase,
+                host_ip=str(self.agent.layout.gateway),
+                start_time=self.start_time,
+                init_containers=self.init_containers,
+                containers=self.containers,
+                pod_ip=self.pod_ip,
+                message=self.message,
+            )
         )
-        ready = self.phase == "Running" and all(
-            c.ready and "running" in c.state for c in self.containers
-        )
-
-        def cond(kind: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "type": kind,
-                "status": "True" if ok else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": now,
-            }
-            if not ok and reason:
-                out["reason"] = reason
-            return out
-
-        status: dict[str, Any] = {
-            "phase": self.phase,
-            "hostIP": str(self.agent.layout.gateway),
-            "startTime": self.start_time,
-            "conditions": [
-                cond("Initialized", inits_done, "ContainersNotInitialized"),
-                cond("ContainersReady", ready, "ContainersNotReady"),
-                cond("Ready", ready, "ContainersNotReady"),
-            ],
-            "containerStatuses": [self._container_status(c) for c in self.containers],
-        }
-        if self.init_containers:
-            status["initContainerStatuses"] = [
-                self._container_status(c) for c in self.init_containers
-            ]
-        if getattr(self, "pod_ip", None):
-            status["podIP"] = self.pod_ip
-            status["podIPs"] = [{"ip": self.pod_ip}]
-        if self.message:
-            status["reason"], status["message"] = self.message
-        return status
 
     def _report(self) -> None:
-        status = self.status()
-        comparable = json.dumps(
-            {
-                **status,
-                "conditions": [
-                    {k: v for k, v in c.items() if k != "lastTransitionTime"}
-                    for c in status["conditions"]
-                ],
-            },
-            sort_keys=True,
-        )
-        if comparable == self.last_status or self.gone.is_set():
+        if self.gone.is_set():
             return
-        try:
-            self.agent.core.patch_namespaced_pod_status(self.name, self.ns, {"status": status})
-            self.last_status = comparable  # type: ignore[assignment]
-        except ApiException as err:
-            if err.status == 404:
-                self.gone.set()
-                self.stop_requested.set()
-            else:
-                log.warning("status update of %s/%s failed: %s", self.ns, self.name, err.reason)
+        if not self.reporter.report(self.status()):
+            self.gone.set()
+            self.stop_requested.set()

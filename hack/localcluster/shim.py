@@ -1,5 +1,6 @@
-"""Start one container process: join the pod's network namespace, enter a private mount
-and UTS namespace, bind the pod's volumes at their mount paths, then exec the command.
+"""Start one container process: join the container's cgroups and the pod's network
+namespace, enter a private mount and UTS namespace, bind the pod's volumes at their mount
+paths, then exec the command.
 
 Run by the node agent as ``python -S -m localcluster.shim SPEC.json``; the process becomes
 the container (exec), so its pid, exit status and signals are the container's. A command
@@ -111,6 +112,14 @@ def _enter(spec: dict) -> None:
         os.close(fd)
 
 
+def _join_cgroups(spec: dict) -> None:
+    """Move this process into the container's cgroups, so its limits hold from exec on
+    for the command and everything it starts."""
+    for procs in spec.get("cgroupProcs", []):
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+
+
 def _drop_privileges(spec: dict) -> None:
     uid, gid = spec.get("runAsUser"), spec.get("runAsGroup")
     groups = spec.get("supplementalGroups", [])
@@ -126,8 +135,13 @@ def _drop_privileges(spec: dict) -> None:
 
 
 def main() -> None:
+    """Set up the container from the spec file named in argv and exec it."""
     with open(sys.argv[1]) as f:
         spec = json.load(f)
+    try:
+        _join_cgroups(spec)
+    except OSError as err:
+        _fail(spec, 128, "RunContainerError", f"failed to join the container's cgroup: {err}")
     try:
         _enter(spec)
     except OSError as err:

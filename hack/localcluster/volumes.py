@@ -80,6 +80,7 @@ class PodVolumes:
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     def field_value(self, path: str) -> str:
+        """A downward-API field of the pod, such as ``metadata.name``."""
         meta = self.pod["metadata"]
         if path.startswith("metadata.labels['") or path.startswith("metadata.annotations['"):
             kind, key = path.split("['", 1)
@@ -125,6 +126,7 @@ class PodVolumes:
 
     # -- volumes -------------------------------------------------------------------------
     def setup(self) -> None:
+        """Materialise every volume; raises VolumeNotReadyError to be retried."""
         for vol in self.pod["spec"].get("volumes") or []:
             self.paths[vol["name"]] = self._setup_one(vol)
 
@@ -226,6 +228,7 @@ class PodVolumes:
         return Path(source.path)
 
     def mount_source(self, mount: dict[str, Any]) -> Path:
+        """The host path to bind for one volumeMount (with its subPath)."""
         base = self.paths[mount["name"]]
         sub = mount.get("subPath")
         if not sub:
@@ -240,6 +243,7 @@ class PodVolumes:
 
     # -- environment -------------------------------------------------------------------
     def resolve_env(self, container: dict[str, Any]) -> dict[str, str]:
+        """A container's env and envFrom, resolved to strings."""
         env: dict[str, str] = {}
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -524,3 +525,109 @@ def test_a_volume_over_the_checkout_does_not_hide_the_environment(
     done = kube.wait_pod_phase("covered", namespace, ("Succeeded", "Failed"))
     assert done["status"]["phase"] == "Succeeded", logs(kube, "covered", namespace)
     assert logs(kube, "covered", namespace).strip() == repr([REPO.name])
+
+
+# Prints the container's cpu and memory cgroup folders (cgroup v1, as on the build machines),
+# then its CFS quota and period and its memory limit, as the container itself sees them.
+SHOW_CGROUPS = """
+own = {}
+for line in open('/proc/self/cgroup'):
+    _, controllers, path = line.rstrip().split(':', 2)
+    own.update((c, path) for c in controllers.split(','))
+cpu, memory = '/sys/fs/cgroup/cpu' + own['cpu'], '/sys/fs/cgroup/memory' + own['memory']
+read = lambda name: open(name).read().strip()
+print(cpu, memory)
+print(read(cpu + '/cpu.cfs_quota_us'), read(cpu + '/cpu.cfs_period_us'),
+      read(memory + '/memory.limit_in_bytes'), flush=True)
+"""
+UNLIMITED_MEMORY = str(2**63 - 4096)  # the kernel's "no limit", rounded down to a page
+
+
+def cgroup_folders(kube: Kube, name: str, namespace: str) -> list[Path]:
+    """The cpu and memory cgroup folders a SHOW_CGROUPS pod printed first."""
+    return [Path(p) for p in logs(kube, name, namespace).splitlines()[0].split()]
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        pytest.param(
+            {"limits": {"cpu": "200m", "memory": "64Mi"}},
+            f"20000 100000 {64 * 2**20}",
+            id="limited",
+        ),
+        pytest.param({}, f"-1 100000 {UNLIMITED_MEMORY}", id="no-limits-still-runs"),
+    ],
+)
+def test_container_runs_in_a_cgroup_with_its_limits(
+    kube: Kube, namespace: str, resources: dict[str, Any], expected: str
+) -> None:
+    kube.apply(
+        pod("limited", ["python3", "-c", SHOW_CGROUPS], container={"resources": resources}),
+        namespace,
+    )
+    done = kube.wait_pod_phase("limited", namespace, ("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", logs(kube, "limited", namespace)
+    assert logs(kube, "limited", namespace).splitlines()[1] == expected
+
+
+def test_exceeding_the_memory_limit_is_reported_oom_killed(kube: Kube, namespace: str) -> None:
+    kube.apply(
+        pod(
+            "hog",
+            ["python3", "-c", "hog = bytearray(200 * 2**20)"],
+            container={"resources": {"limits": {"memory": "50Mi"}}},
+        ),
+        namespace,
+    )
+    done = kube.wait_pod_phase("hog", namespace, ("Failed", "Succeeded"))
+    terminated = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert done["status"]["phase"] == "Failed"
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
+
+
+def test_deleting_a_pod_removes_its_cgroups(kube: Kube, namespace: str) -> None:
+    kube.apply(
+        pod(
+            "held",
+            ["python3", "-c", SHOW_CGROUPS + "import time; time.sleep(600)"],
+            container={"resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}},
+        ),
+        namespace,
+    )
+    kube.wait_pod_phase("held", namespace, ("Running",))
+    wait_for(lambda: len(logs(kube, "held", namespace).splitlines()) == 2, 20, "the cgroups")
+    folders = cgroup_folders(kube, "held", namespace)
+    assert all(f.is_dir() for f in folders)
+    kube.kubectl("delete", "pod", "held", "-n", namespace, "--wait=true", timeout=60)
+    wait_for(
+        lambda: not any(f.exists() or f.parent.exists() for f in folders),
+        10,
+        "the container's and the pod's cgroups to be removed",
+    )
+
+
+def test_finished_job_with_ttl_after_finished_is_deleted(kube: Kube, namespace: str) -> None:
+    kube.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "brief"},
+            "spec": {
+                "ttlSecondsAfterFinished": 1,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": PY, "command": ["true"]}],
+                    }
+                },
+            },
+        },
+        namespace,
+    )
+    assert kube.get("job", "brief", "-n", namespace)["spec"]["ttlSecondsAfterFinished"] == 1
+    wait_for(
+        lambda: kube.kubectl("get", "job", "brief", "-n", namespace, check=False).returncode != 0,
+        60,
+        "the TTL-after-finished controller to delete the finished job",
+    )
