@@ -22,7 +22,12 @@ from kubearts_dataset import __version__
 from kubearts_dataset.download import RetryPolicy
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.ingest import IngestOptions, ingest
-from kubearts_dataset.limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, Limits
+from kubearts_dataset.limits import (
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_SPACE_FRACTION,
+    Limits,
+)
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, parse_location
 from kubearts_dataset.progress import Progress
 from kubearts_dataset.publish import publish
@@ -67,6 +72,29 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return value
+
+
+def _at_least_one(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in (0, 1]")
+    return value
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """The default of a flag from the environment, for settings the operator passes there.
+
+    An empty value counts as unset; argparse converts a string default with the flag's type,
+    so a bad value fails like a bad flag.
+    """
+    return os.environ.get(name) or default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,8 +162,23 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument(
         "--max-bytes",
         type=byte_size,
-        default=DEFAULT_MAX_BYTES,
-        help="limit for downloaded and for unpacked bytes (default 20Gi)",
+        default=_env("KUBEARTS_MAX_BYTES"),
+        help="limit for downloaded and for unpacked bytes (default $KUBEARTS_MAX_BYTES, else "
+        "--space-fraction of the free space where they are written)",
+    )
+    ing.add_argument(
+        "--space-fraction",
+        type=_fraction,
+        default=_env("KUBEARTS_SPACE_FRACTION", str(DEFAULT_SPACE_FRACTION)),
+        help="share of the target volume's free space a download or an unpacked archive may "
+        f"use without --max-bytes (default $KUBEARTS_SPACE_FRACTION or {DEFAULT_SPACE_FRACTION})",
+    )
+    ing.add_argument(
+        "--max-ratio",
+        type=_at_least_one,
+        default=_env("KUBEARTS_MAX_RATIO", str(DEFAULT_MAX_RATIO)),
+        help="compression ratio limit per zip member and per archive, judged beyond the first "
+        f"8Mi of output (default $KUBEARTS_MAX_RATIO or {DEFAULT_MAX_RATIO:g})",
     )
     ing.add_argument(
         "--max-files",
@@ -216,7 +259,12 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             format=args.format,
             sha256=args.sha256,
             manifest=args.manifest,
-            limits=Limits(max_bytes=args.max_bytes, max_files=args.max_files),
+            limits=Limits(
+                max_bytes=args.max_bytes,
+                max_files=args.max_files,
+                max_ratio=args.max_ratio,
+                space_fraction=args.space_fraction,
+            ),
             retry=retry,
             pvc_root=args.pvc_root,
             work_dir=args.work_dir,
@@ -284,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 0
     except DatasetError as exc:
         failure: FailureResult = {"status": "Failed", "reason": exc.reason, "message": exc.message}
+        if exc.detail:
+            failure["detail"] = exc.detail
         document = dict(failure)
         code = exc.exit_code
         print(f"error: {exc}", file=sys.stderr)

@@ -78,11 +78,11 @@ class Sink:
 
     def __init__(self, path: Path, limits: Limits, progress: Progress, what: str) -> None:
         self.path = path
-        self.limits = limits
         self.progress = progress
         self.what = what
         self.total: int | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.limits = limits.for_volume(path.parent)
         self._file: BinaryIO = path.open("wb")
         self.restart()
 

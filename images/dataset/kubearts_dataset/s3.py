@@ -175,6 +175,7 @@ def download_prefix(
     ``/``) are skipped.
     """
     uri = f"s3://{bucket}/{prefix}"
+    limits = limits.for_volume(dest)
     plan: list[tuple[str, PurePosixPath, int]] = []
     total = 0
     for key, size in list_prefix(client, bucket, prefix, uri):

@@ -104,7 +104,7 @@ def fetch(
         )
     if path.is_file():
         got = Downloaded(path=path, size=path.stat().st_size, sha256=_hash(path))
-        limits.check_bytes(got.size, f"the archive {source.uri}")
+        limits.for_volume(content).check_bytes(got.size, f"the archive {source.uri}")
         return _from_archive(
             got, expected_sha256, source.uri, content, limits, progress, owned=False
         )
@@ -174,6 +174,7 @@ def copy_tree(source: Path, content: Path, *, limits: Limits, progress: Progress
     fetched = Fetched()
     files = 0
     size = 0
+    limits = limits.for_volume(content)
     for current, dirs, names in os.walk(source):
         here = Path(current)
         dirs.sort()
