@@ -35,6 +35,7 @@ from kubearts_dataset.remove import remove
 from kubearts_dataset.result import FailureResult, write_result
 from kubearts_dataset.s3 import make_client
 from kubearts_dataset.store import open_store
+from kubearts_dataset.verify import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("kubearts_dataset")
 
@@ -191,7 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="scratch space for an s3 target (default: the system's temporary folder)",
     )
-    ing.add_argument("--workers", type=_positive, help="threads decoding images")
+    ing.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes decoding images (default: the CPU quota of the pod, at most the "
+        "usable CPUs)",
+    )
+    ing.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=_env("KUBEARTS_MAX_PIXELS", str(DEFAULT_MAX_PIXELS)),
+        help="images with more pixels are listed as invalid without being decoded (default "
+        f"$KUBEARTS_MAX_PIXELS or {DEFAULT_MAX_PIXELS})",
+    )
     ing.add_argument(
         "--max-listed-invalid",
         type=int,
@@ -269,6 +282,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             pvc_root=args.pvc_root,
             work_dir=args.work_dir,
             workers=args.workers,
+            max_pixels=args.max_pixels,
             max_listed_invalid=args.max_listed_invalid,
         )
         return dict(ingest(options, progress))
