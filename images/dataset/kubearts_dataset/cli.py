@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kubearts_dataset import __version__
-from kubearts_dataset.download import RetryPolicy
+from kubearts_dataset.download import DEFAULT_DEADLINE, RetryPolicy
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.ingest import IngestOptions, ingest
 from kubearts_dataset.limits import (
@@ -75,6 +75,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
 def _at_least_one(text: str) -> float:
     value = float(text)
     if not value >= 1:
@@ -127,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)"
+    )
+    common.add_argument(
+        "--download-deadline",
+        type=_positive_float,
+        default=_env("KUBEARTS_DOWNLOAD_DEADLINE", str(DEFAULT_DEADLINE)),
+        help="seconds a whole download may take, all attempts included (default "
+        f"$KUBEARTS_DOWNLOAD_DEADLINE or {DEFAULT_DEADLINE:g})",
     )
     common.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -264,7 +278,12 @@ def _result_path(argv: Sequence[str]) -> str | None:
 
 
 def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
-    retry = RetryPolicy(attempts=args.retries, backoff=args.backoff, timeout=args.timeout)
+    retry = RetryPolicy(
+        attempts=args.retries,
+        backoff=args.backoff,
+        timeout=args.timeout,
+        deadline=args.download_deadline,
+    )
     if args.command == "ingest":
         options = IngestOptions(
             source=args.source,

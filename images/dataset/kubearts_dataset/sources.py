@@ -91,7 +91,13 @@ def fetch(
         prefix = key if not key or key.endswith("/") else key + "/"
         _no_checksum_for_folders(expected_sha256, source.uri)
         listing = download_prefix(
-            s3_client, source.bucket, prefix, content, limits=limits, progress=progress
+            s3_client,
+            source.bucket,
+            prefix,
+            content,
+            limits=limits,
+            progress=progress,
+            deadline=retry.deadline,
         )
         return Fetched(archive_bytes=listing.size)
     assert source.path is not None
