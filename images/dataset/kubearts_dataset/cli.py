@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from kubearts_dataset import __version__
 from kubearts_dataset.download import DEFAULT_DEADLINE, RetryPolicy
@@ -31,6 +31,7 @@ from kubearts_dataset.limits import (
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, parse_location
 from kubearts_dataset.progress import Progress
 from kubearts_dataset.publish import publish
+from kubearts_dataset.redact import redact_text
 from kubearts_dataset.remove import remove
 from kubearts_dataset.result import FailureResult, write_result
 from kubearts_dataset.s3 import make_client
@@ -38,6 +39,9 @@ from kubearts_dataset.store import open_store
 from kubearts_dataset.verify import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("kubearts_dataset")
+
+SOURCE_ENV: Final = "KUBEARTS_SOURCE_URL"
+"""Where the source URI is read from when neither --source nor --source-env is given."""
 
 _QUANTITY = re.compile(r"^\s*(\d+)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?\s*$")
 _FACTORS = {
@@ -156,10 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     ing = commands.add_parser(
         "ingest", parents=[common], help="download, unpack, verify and install a data set"
     )
-    ing.add_argument(
+    source = ing.add_mutually_exclusive_group()
+    source.add_argument(
         "--source",
-        required=True,
         help="http(s)://…archive, s3://bucket/key, pvc://claim/path, file:///path or a path",
+    )
+    source.add_argument(
+        "--source-env",
+        metavar="VAR",
+        help="read the source URI from the environment variable VAR, so that a URL with "
+        f"credentials stays out of the pod's arguments (default: ${SOURCE_ENV})",
     )
     ing.add_argument(
         "--target",
@@ -277,6 +287,22 @@ def _result_path(argv: Sequence[str]) -> str | None:
     return None
 
 
+def source_uri(args: argparse.Namespace) -> str:
+    """The ingest source: ``--source``, else the variable ``--source-env`` names, else
+    ``$KUBEARTS_SOURCE_URL``."""
+    if args.source:
+        return str(args.source)
+    variable = args.source_env or SOURCE_ENV
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise DatasetError(
+            "InvalidArgument",
+            f"no source: give --source, or --source-env naming a set environment variable "
+            f"(${variable} is unset or empty)",
+        )
+    return value
+
+
 def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     retry = RetryPolicy(
         attempts=args.retries,
@@ -286,7 +312,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     )
     if args.command == "ingest":
         options = IngestOptions(
-            source=args.source,
+            source=source_uri(args),
             target=args.target,
             format=args.format,
             sha256=args.sha256,
@@ -335,6 +361,14 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     }
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Formats records with every URL redacted: a log line never shows credentials, even
+    from a message or an exception that did not redact its URL itself."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a record is logged (it may be replaced)."""
 
@@ -348,7 +382,7 @@ def _configure_logging(level: str) -> None:
     log.setLevel(level)
     if not any(isinstance(handler, _StderrHandler) for handler in log.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.propagate = False
 
@@ -364,15 +398,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = _run(args, progress)
         code = 0
     except DatasetError as exc:
-        failure: FailureResult = {"status": "Failed", "reason": exc.reason, "message": exc.message}
+        # redact_text: the last line of defence for a URL that a message did not redact.
+        failure: FailureResult = {
+            "status": "Failed",
+            "reason": exc.reason,
+            "message": redact_text(exc.message),
+        }
         if exc.detail:
             failure["detail"] = exc.detail
         document = dict(failure)
         code = exc.exit_code
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
     except Exception as exc:  # the result must say something even for bugs
-        traceback.print_exc()
-        document = {"status": "Failed", "reason": "InternalError", "message": repr(exc)}
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        message = redact_text(repr(exc))
+        document = {"status": "Failed", "reason": "InternalError", "message": message}
         code = 1
     progress.emit({"event": "result", **document})
     write_result(_result_path(arguments), document)

@@ -9,13 +9,16 @@ A whole download, all attempts and waits included, must finish within a deadline
 hold the worker forever.
 
 A private server's credentials come as the full ``Authorization`` header value in
-``KUBEARTS_HTTP_AUTHORIZATION`` (the operator fills it from the source's Secret). The value
-is sent to the source URL only — not to where it redirects, which may be another host —
-and appears in no log line and no result.
+``KUBEARTS_HTTP_AUTHORIZATION`` (the operator fills it from the source's Secret), or as
+``user:password@`` in the URL, sent as HTTP basic authentication (the header wins when both
+are given). Credentials are sent to the source URL only — not to where it redirects, which
+may be another host — and appear in no log line and no result: URLs are shown through
+:func:`~kubearts_dataset.redact.redact_url`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import logging
@@ -34,6 +37,7 @@ from kubearts_dataset import __version__
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.limits import Limits
 from kubearts_dataset.progress import Progress
+from kubearts_dataset.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,23 @@ def http_authorization() -> str | None:
     """The ``Authorization`` header value from the environment, or None when unset or empty."""
     value = os.environ.get(AUTHORIZATION_ENV, "").strip()
     return value or None
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:password@`` part, and the basic ``Authorization`` header
+    value that part stands for (``None`` without one).
+
+    urllib would take ``user:password@host`` for a host name; credentials in a URL mean
+    basic authentication (RFC 3986 deprecates them, but tools and users still write them).
+    """
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    header = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), header
 
 
 @dataclass(frozen=True)
@@ -236,7 +257,8 @@ def _fix(status: int, authorization: str | None) -> str:
     if status in _AUTH_STATUS and authorization:
         return (
             "the server refused the credentials: check the Authorization key of the Secret in "
-            "spec.source.secretRef (the full header value, e.g. 'Bearer <token>')"
+            "spec.source.secretRef (the full header value, e.g. 'Bearer <token>'), or the "
+            "user:password in the URL"
         )
     if status in _AUTH_STATUS:
         return (
@@ -263,11 +285,13 @@ def download_http(
     """Download ``url`` to ``dest`` (streamed), retrying transient failures, within
     ``retry.deadline`` seconds.
 
-    ``authorization`` is the ``Authorization`` header value for a private server.
+    ``authorization`` is the ``Authorization`` header value for a private server; without
+    it, credentials in the URL are used (see the module docstring).
     """
-    deadline = Deadline(retry.deadline, f"the download of {url}")
+    plain, basic = split_credentials(url)
+    deadline = Deadline(retry.deadline, f"the download of {redact_url(url)}")
     sink = Sink(dest, limits, progress, deadline.what, deadline)
-    return deadline.run(lambda: _fill(url, sink, retry, sleep, authorization))
+    return deadline.run(lambda: _fill(plain, sink, retry, sleep, authorization or basic))
 
 
 def _fill(
@@ -279,8 +303,9 @@ def _fill(
 ) -> Downloaded:
     """Write the body into ``sink``, retrying transient failures (see :func:`download_http`)."""
     last_error = ""
+    shown = redact_url(url)
     if authorization and urllib.parse.urlsplit(url).scheme == "http":
-        log.warning("sending credentials to %s over plain http, unencrypted", url)
+        log.warning("sending credentials to %s over plain http, unencrypted", shown)
     try:
         for attempt in range(1, retry.attempts + 1):
             try:
@@ -295,7 +320,7 @@ def _fill(
                     "download attempt %d/%d of %s failed: %s; retrying in %.1fs",
                     attempt,
                     retry.attempts,
-                    url,
+                    shown,
                     last_error,
                     delay,
                 )
@@ -306,7 +331,7 @@ def _fill(
     sink.abort()
     raise DatasetError(
         "DownloadFailed",
-        f"{url} could not be downloaded after {retry.attempts} attempts: {last_error}",
+        f"{shown} could not be downloaded after {retry.attempts} attempts: {last_error}",
     )
 
 
@@ -331,7 +356,8 @@ def _try_once(url: str, sink: Sink, timeout: float, authorization: str | None) -
             raise _TransientError("HTTP 416 on resume; starting over") from None
         raise DatasetError(
             "DownloadFailed",
-            f"{url} answered HTTP {exc.code} {exc.reason}; {_fix(exc.code, authorization)}",
+            f"{redact_url(url)} answered HTTP {exc.code} {exc.reason}; "
+            f"{_fix(exc.code, authorization)}",
         ) from None
     except urllib.error.URLError as exc:
         raise _TransientError(f"unreachable: {exc.reason}") from None
@@ -346,7 +372,7 @@ def _try_once(url: str, sink: Sink, timeout: float, authorization: str | None) -
             and response.status == 206
             and content_range.startswith(f"bytes {sink.written}-")
         ):
-            log.info("resuming %s at byte %d", url, sink.written)
+            log.info("resuming %s at byte %d", redact_url(url), sink.written)
         else:
             sink.restart()
         sink.expect(None if remaining is None else sink.written + remaining)

@@ -35,6 +35,7 @@ from kubearts_dataset.limits import Limits
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, Location, parse_location
 from kubearts_dataset.paths import METADATA_DIR
 from kubearts_dataset.progress import Progress
+from kubearts_dataset.redact import redact_url
 from kubearts_dataset.result import IngestResult, InvalidFile, write_json_atomic
 from kubearts_dataset.s3 import check_target_prefix, make_client, upload_tree
 from kubearts_dataset.sources import fetch
@@ -145,7 +146,7 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
             "reason": "Ingested",
             "message": f"{len(valid)} images in {len(classes)} classes"
             + (f", {len(invalid)} files excluded" if invalid else ""),
-            "source": options.source,
+            "source": redact_url(options.source),
             "target": options.target,
             "format": options.format,
             "sampleCount": len(valid),
@@ -171,7 +172,7 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
         remove_tree(staging)
         if target.kind == "s3":
             upload_tree(client, local, target.bucket, prefix, existing=existing, progress=progress)
-    log.info("ingested %s: %s", options.source, result["message"])
+    log.info("ingested %s: %s", result["source"], result["message"])
     return result
 
 
