@@ -188,7 +188,8 @@ class _BoundedTarFile(tarfile.TarFile):
 
 
 def _check_metadata_header(info: tarfile.TarInfo, tar: _BoundedTarFile) -> None:
-    kind = "GNU long name" if info.type in (b"L", b"K") else "pax"
+    long_name = info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+    kind = "GNU long name" if long_name else "pax"
     if info.size > MAX_TAR_HEADER_BYTES:
         raise _header_too_large(
             f"a tar {kind} header claims {info.size} bytes, more than the "
