@@ -6,13 +6,17 @@ with the package) as PNG class folders: the realistic fixture of the dataset tes
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import json
+import lzma
+import struct
 import tarfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import numpy as np
 from PIL import Image
@@ -118,3 +122,110 @@ def zip_without_utf8_flag(path: Path, files: Mapping[str, bytes]) -> Path:
 def manifest_lines(entries: Iterable[Mapping[str, object]]) -> bytes:
     """JSON lines for a manifest file."""
     return "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
+
+
+# -- hostile archives -------------------------------------------------------------------------
+
+_BLOCK = 512
+
+
+def _compressed_writer(path: Path, compression: str) -> IO[bytes]:
+    """A file writing ``compression`` ("tar" for none, "gz", "bz2", "xz"); close it."""
+    if compression == "gz":
+        return gzip.open(path, "wb", compresslevel=1)
+    if compression == "bz2":
+        return bz2.open(path, "wb", compresslevel=1)
+    if compression == "xz":
+        return lzma.open(path, "wb", preset=0)
+    return path.open("wb")
+
+
+def _padded(size: int) -> bytes:
+    return b"\0" * (-size % _BLOCK)
+
+
+def _pax_record(length: int) -> Iterator[bytes]:
+    """One pax record of exactly ``length`` bytes (``"<length> comment=aaa…\\n"``), in pieces."""
+    head = f"{length} comment=".encode()
+    yield head
+    filler = length - len(head) - 1
+    while filler > 0:
+        piece = min(filler, 1024**2)
+        yield b"a" * piece
+        filler -= piece
+    yield b"\n"
+
+
+def _long_name(length: int) -> Iterator[bytes]:
+    """A GNU long name of ``length`` bytes, the terminating NUL included."""
+    yield b"roses/"
+    filler = length - len(b"roses/") - 1
+    while filler > 0:
+        piece = min(filler, 1024**2)
+        yield b"a" * piece
+        filler -= piece
+    yield b"\0"
+
+
+def tar_with_metadata_header(
+    path: Path, claimed: int, *, kind: bytes = tarfile.XHDTYPE, compression: str = "gz"
+) -> Path:
+    """A tar whose first header is a pax (``x``/``g``) or GNU long-name (``L``/``K``) header
+    of ``claimed`` bytes, backed by that many real bytes, followed by one small image.
+
+    Written in a stream, so the bytes a reader would hold in memory never exist at once here.
+    """
+    meta = tarfile.TarInfo("././@PaxHeader" if kind in (b"x", b"g") else "././@LongLink")
+    meta.type = kind
+    meta.size = claimed
+    image = image_bytes()
+    member = tarfile.TarInfo("roses/1.png")
+    member.size = len(image)
+    body = _pax_record(claimed) if kind in (b"x", b"g") else _long_name(claimed)
+    with _compressed_writer(path, compression) as out:
+        out.write(meta.tobuf(tarfile.USTAR_FORMAT))
+        for piece in body:
+            out.write(piece)
+        out.write(_padded(claimed))
+        out.write(member.tobuf(tarfile.USTAR_FORMAT) + image + _padded(len(image)))
+        out.write(b"\0" * 2 * _BLOCK)
+    return path
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced as read."""
+
+    def __init__(self, size: int) -> None:
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._left)
+        buffer[:count] = b"\0" * count
+        self._left -= count
+        return count
+
+
+def tar_of_zeros(path: Path, size: int, *, mode: str = "w:bz2", name: str = "roses/z.png") -> Path:
+    """A compressed tar holding one member of ``size`` zero bytes (a compression bomb)."""
+    with _open_tar(path, mode) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        tar.addfile(info, io.BufferedReader(_Zeros(size), 1024**2))
+    return path
+
+
+def zip_member_with_declared_size(
+    path: Path, name: str, data: bytes, *, method: int, declared: int
+) -> Path:
+    """A one-member zip whose local and central headers claim ``declared`` bytes unpacked."""
+    with zipfile.ZipFile(path, "w", method) as zf:
+        zf.writestr(name, data)
+    blob = bytearray(path.read_bytes())
+    local, central = blob.index(b"PK\x03\x04"), blob.index(b"PK\x01\x02")
+    struct.pack_into("<I", blob, local + 22, declared)
+    struct.pack_into("<I", blob, central + 24, declared)
+    path.write_bytes(bytes(blob))
+    return path

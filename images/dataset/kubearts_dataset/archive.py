@@ -4,9 +4,21 @@ Every entry is checked before anything is written for it: absolute names, ``..``
 components, the reserved ``.kubearts/`` folder, device files and FIFOs are refused, and so
 are symbolic and hard links whose target lies outside the archive. Links that stay inside
 are materialised as copies once everything else is unpacked, so no link ever exists on disk
-that a later entry could write through. Entry count and unpacked bytes are limited; the
-byte limit counts bytes actually written, so a member lying about its size cannot slip
-through. Files are created without their archived permissions or owners.
+that a later entry could write through. Files are created without their archived
+permissions or owners.
+
+Hostile archives must not exhaust memory, disk or time, so:
+
+- decompression is done here, in bounded steps (:mod:`kubearts_dataset.inflate`), not by
+  ``tarfile`` or ``ZipFile.open``, which inflate a whole input block (bzip2, xz) at once;
+- entry count and unpacked bytes are limited, and the byte limit counts bytes actually
+  written, so a member lying about its size cannot slip through; a zip member that inflates
+  past its declared size is refused outright;
+- the compression ratio is limited per zip member and over the whole archive, while the
+  bytes are produced;
+- tar metadata headers (pax ``x``/``g``, GNU long names ``L``/``K``), which ``tarfile`` reads
+  into memory whole at whatever size they claim, are refused above
+  :data:`~kubearts_dataset.limits.MAX_TAR_HEADER_BYTES` before they are read.
 
 Zip archives are checked completely before the first byte is written (the central directory
 lists every entry). Tar archives are read as a stream, in one pass, and an unsafe entry
@@ -25,12 +37,15 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Final, Literal
 
 from kubearts_dataset.errors import DatasetError
-from kubearts_dataset.limits import Limits
+from kubearts_dataset.inflate import Check, Inflating, Slice, stream_decompressor, zip_decompressor
+from kubearts_dataset.limits import MAX_TAR_HEADER_BYTES, Limits
 from kubearts_dataset.paths import UnsafeNameError, resolve_link, safe_relative
 from kubearts_dataset.progress import Progress
 from kubearts_dataset.result import InvalidFile
@@ -43,6 +58,19 @@ CHUNK: Final = 1024 * 1024
 _UTF8_FLAG: Final = 0x800
 _UNICODE_PATH_EXTRA: Final = 0x7075
 _MAX_LINK_TARGET: Final = 4096
+_LOCAL_HEADER: Final = struct.Struct("<4s22xHH")
+"""A zip local file header: signature, then the name and extra field lengths at 26."""
+_TAR_METADATA: Final = frozenset(
+    {
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+    }
+)
+_MAX_TAR_METADATA_CHAIN: Final = 8
+"""Metadata headers in a row before one member; tarfile reads each chain recursively."""
 
 
 def detect(path: Path) -> ArchiveKind | None:
@@ -57,9 +85,22 @@ def detect(path: Path) -> ArchiveKind | None:
         return "zip"
     if zipfile.is_zipfile(path):
         return "zip"
-    if tarfile.is_tarfile(path):
+    if _is_tar_header(head):
         return "tar"
     return None
+
+
+def _is_tar_header(block: bytes) -> bool:
+    """Whether ``block`` is a tar header with a valid checksum (old tars have no magic).
+
+    Unlike ``tarfile.is_tarfile`` this reads no further: that function processes the first
+    member, and with it any oversized metadata header.
+    """
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 @dataclass
@@ -84,7 +125,7 @@ def unpack(
     archive: Path, kind: ArchiveKind, dest: Path, *, limits: Limits, progress: Progress
 ) -> UnpackReport:
     """Unpack ``archive`` into the existing folder ``dest`` under the rules of this module."""
-    unpacker = _Unpacker(dest, limits, progress)
+    unpacker = _Unpacker(dest, limits.for_volume(dest), progress)
     try:
         if kind == "zip":
             unpacker.zip(archive)
@@ -109,6 +150,77 @@ def _conflict(name: str) -> DatasetError:
 
 def _unsafe(name: str, why: str) -> DatasetError:
     return DatasetError("UnsafeArchive", f"archive entry {name!r} {why}; nothing was kept")
+
+
+def _header_too_large(message: str) -> DatasetError:
+    return DatasetError("LimitExceeded", message, detail="HeaderTooLarge")
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A ``TarInfo`` that refuses oversized metadata headers before ``tarfile`` reads them.
+
+    ``TarInfo._proc_member`` is where ``tarfile`` dispatches on the header type, and the
+    pax and GNU long-name handlers behind it read the header's whole claimed size at once;
+    checking the size here, first, bounds that read. It also bounds the chain of metadata
+    headers before one member, which ``tarfile`` follows recursively.
+    """
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type not in _TAR_METADATA:
+            return super()._proc_member(archive)  # type: ignore[misc, no-any-return]
+        assert isinstance(archive, _BoundedTarFile)
+        _check_metadata_header(self, archive)
+        archive.metadata_chain += 1
+        try:
+            return super()._proc_member(archive)  # type: ignore[misc, no-any-return]
+        finally:
+            archive.metadata_chain -= 1
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    """A ``TarFile`` reading :class:`_BoundedTarInfo` headers and keeping their tallies."""
+
+    tarinfo = _BoundedTarInfo
+    metadata_chain = 0
+    """Metadata headers being processed in a row (the recursion depth)."""
+    global_header_bytes = 0
+    """Bytes of global pax headers so far; ``tarfile`` keeps them all."""
+
+
+def _check_metadata_header(info: tarfile.TarInfo, tar: _BoundedTarFile) -> None:
+    long_name = info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+    kind = "GNU long name" if long_name else "pax"
+    if info.size > MAX_TAR_HEADER_BYTES:
+        raise _header_too_large(
+            f"a tar {kind} header claims {info.size} bytes, more than the "
+            f"{MAX_TAR_HEADER_BYTES} any real one needs; re-create the archive"
+        )
+    if tar.metadata_chain >= _MAX_TAR_METADATA_CHAIN:
+        raise _header_too_large(
+            f"more than {_MAX_TAR_METADATA_CHAIN} tar metadata headers in a row; "
+            "re-create the archive"
+        )
+    if info.type == tarfile.XGLTYPE:
+        tar.global_header_bytes += info.size
+        if tar.global_header_bytes > MAX_TAR_HEADER_BYTES:
+            raise _header_too_large(
+                f"the tar's global pax headers exceed {MAX_TAR_HEADER_BYTES} bytes in all; "
+                "re-create the archive"
+            )
+
+
+@contextmanager
+def _tar_stream(handle: IO[bytes], check: Check) -> Iterator[IO[bytes]]:
+    """The uncompressed tar bytes of ``handle``, inflated in bounded steps when compressed."""
+    head = handle.read(8)
+    handle.seek(0)
+    found = stream_decompressor(head)
+    if found is None:
+        yield handle
+        return
+    magic, new = found
+    with Inflating(handle, new, check=check, magic=magic, concatenated=True) as stream:
+        yield stream  # type: ignore[misc]  # RawIOBase is a binary file
 
 
 class _Unpacker:
@@ -171,7 +283,9 @@ class _Unpacker:
         if not path.is_dir() or path.is_symlink():
             raise _conflict(name)
 
-    def regular(self, name: str, relative: PurePosixPath, size: int, data: IO[bytes]) -> None:
+    def regular(
+        self, name: str, relative: PurePosixPath, size: int, data: IO[bytes] | Inflating
+    ) -> None:
         self.limits.check_bytes(self.report.bytes + size, "the unpacked archive")
         path = self.path_for(name, relative)
         try:
@@ -217,9 +331,18 @@ class _Unpacker:
     # -- tar ---------------------------------------------------------------------------------
 
     def tar(self, archive: Path) -> None:
-        # "r|*": one streaming pass, any compression; names decoded as UTF-8 with
-        # surrogateescape so that undecodable bytes are detected rather than guessed.
-        with tarfile.open(archive, mode="r|*", encoding="utf-8", errors="surrogateescape") as tar:
+        # "r|": one streaming pass over the bytes _tar_stream inflates; names decoded as
+        # UTF-8 with surrogateescape so that undecodable bytes are detected, not guessed.
+        def check(produced: int, consumed: int) -> None:
+            self.limits.check_ratio(produced, consumed, "the archive")
+
+        with (
+            archive.open("rb") as handle,
+            _tar_stream(handle, check) as stream,
+            _BoundedTarFile.open(
+                fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+            ) as tar,
+        ):
             for member in tar:
                 self.count_entry()
                 name = member.name
@@ -254,10 +377,13 @@ class _Unpacker:
     # -- zip ---------------------------------------------------------------------------------
 
     def zip(self, archive: Path) -> None:
+        packed = archive.stat().st_size
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             self.limits.check_files(len(infos), "the archive")
-            self.limits.check_bytes(sum(i.file_size for i in infos), "the unpacked archive")
+            declared = sum(i.file_size for i in infos)
+            self.limits.check_bytes(declared, "the unpacked archive")
+            self.limits.check_ratio(declared, packed, "the archive")
             plan: list[tuple[zipfile.ZipInfo, str, PurePosixPath, str]] = []
             for info in infos:
                 name = zip_name(info)
@@ -274,10 +400,9 @@ class _Unpacker:
                         f"archive entry {name!r} is encrypted; encrypted zips are not supported",
                     )
                 relative = self.relative(name)
+                self.limits.check_ratio(info.file_size, info.compress_size, f"entry {name!r}")
                 if stat.S_ISLNK(mode):
-                    if info.file_size > _MAX_LINK_TARGET:
-                        raise _unsafe(name, "is a symbolic link with an oversized target")
-                    target = zf.read(info).decode("utf-8", "surrogateescape")
+                    target = self.zip_link_target(zf, info, name)
                     self.link(name, relative, target, hard=False)
                     continue
                 plan.append((info, name, relative, "dir" if info.is_dir() else "file"))
@@ -287,13 +412,62 @@ class _Unpacker:
                 if what == "dir":
                     self.directory(name, relative)
                     continue
-                try:
-                    with zf.open(info) as data:
-                        self.regular(name, relative, info.file_size, data)
-                except NotImplementedError as exc:
-                    raise DatasetError(
-                        "InvalidSource", f"archive entry {name!r}: {exc}; re-create the zip"
-                    ) from None
+                with self.zip_member(zf, info, name, packed) as data:
+                    self.regular(name, relative, info.file_size, data)
+
+    def zip_link_target(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> str:
+        if info.file_size > _MAX_LINK_TARGET:
+            raise _unsafe(name, "is a symbolic link with an oversized target")
+        with self.zip_member(zf, info, name, info.compress_size) as data:
+            return data.readall().decode("utf-8", "surrogateescape")
+
+    @contextmanager
+    def zip_member(
+        self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, packed: int
+    ) -> Iterator[Inflating]:
+        """The member's bytes, inflated in bounded steps and checked as they come.
+
+        Output past the declared size is refused at once (``SizeMismatch``); the ratio is
+        judged for the member and, with ``packed`` the archive's size, for everything
+        written so far. At the end, a short output or a wrong CRC means a damaged archive.
+        """
+        try:
+            new = zip_decompressor(info.compress_type)
+        except NotImplementedError as exc:
+            raise DatasetError(
+                "InvalidSource", f"archive entry {name!r}: {exc}; re-create the zip"
+            ) from None
+        before = self.report.bytes
+
+        def check(produced: int, consumed: int) -> None:
+            if produced > info.file_size:
+                raise DatasetError(
+                    "UnsafeArchive",
+                    f"archive entry {name!r} inflates past its declared size of "
+                    f"{info.file_size} bytes; nothing was kept",
+                    detail="SizeMismatch",
+                )
+            self.limits.check_ratio(produced, info.compress_size, f"entry {name!r}")
+            self.limits.check_ratio(before + produced, packed, "the archive")
+
+        assert zf.fp is not None
+        offset = _zip_data_offset(zf.fp, info)
+        with Inflating(Slice(zf.fp, offset, info.compress_size), new, check=check) as data:
+            yield data
+        if data.produced != info.file_size:
+            raise zipfile.BadZipFile(f"{name!r} ends after {data.produced} bytes")
+        if data.crc != info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC-32 for {name!r}")
+
+
+def _zip_data_offset(handle: IO[bytes], info: zipfile.ZipInfo) -> int:
+    """Where the member's compressed bytes start: after its local header."""
+    handle.seek(info.header_offset)
+    header = handle.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local file header for {info.filename!r}")
+    _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    return int(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
 
 
 def zip_name(info: zipfile.ZipInfo) -> str:

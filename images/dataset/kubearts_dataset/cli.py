@@ -16,22 +16,32 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from kubearts_dataset import __version__
-from kubearts_dataset.download import RetryPolicy
+from kubearts_dataset.download import DEFAULT_DEADLINE, RetryPolicy
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.ingest import IngestOptions, ingest
-from kubearts_dataset.limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, Limits
+from kubearts_dataset.limits import (
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_RATIO,
+    DEFAULT_SPACE_FRACTION,
+    Limits,
+)
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, parse_location
 from kubearts_dataset.progress import Progress
 from kubearts_dataset.publish import publish
+from kubearts_dataset.redact import redact_text
 from kubearts_dataset.remove import remove
 from kubearts_dataset.result import FailureResult, write_result
 from kubearts_dataset.s3 import make_client
 from kubearts_dataset.store import open_store
+from kubearts_dataset.verify import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("kubearts_dataset")
+
+SOURCE_ENV: Final = "KUBEARTS_SOURCE_URL"
+"""Where the source URI is read from when neither --source nor --source-env is given."""
 
 _QUANTITY = re.compile(r"^\s*(\d+)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?\s*$")
 _FACTORS = {
@@ -69,6 +79,36 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
+def _at_least_one(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in (0, 1]")
+    return value
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """The default of a flag from the environment, for settings the operator passes there.
+
+    An empty value counts as unset; argparse converts a string default with the flag's type,
+    so a bad value fails like a bad flag.
+    """
+    return os.environ.get(name) or default
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the subcommands."""
     common = _Parser(add_help=False)
@@ -100,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)"
     )
     common.add_argument(
+        "--download-deadline",
+        type=_positive_float,
+        default=_env("KUBEARTS_DOWNLOAD_DEADLINE", str(DEFAULT_DEADLINE)),
+        help="seconds a whole download may take, all attempts included (default "
+        f"$KUBEARTS_DOWNLOAD_DEADLINE or {DEFAULT_DEADLINE:g})",
+    )
+    common.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
 
@@ -113,10 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     ing = commands.add_parser(
         "ingest", parents=[common], help="download, unpack, verify and install a data set"
     )
-    ing.add_argument(
+    source = ing.add_mutually_exclusive_group()
+    source.add_argument(
         "--source",
-        required=True,
         help="http(s)://…archive, s3://bucket/key, pvc://claim/path, file:///path or a path",
+    )
+    source.add_argument(
+        "--source-env",
+        metavar="VAR",
+        help="read the source URI from the environment variable VAR, so that a URL with "
+        f"credentials stays out of the pod's arguments (default: ${SOURCE_ENV})",
     )
     ing.add_argument(
         "--target",
@@ -134,8 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument(
         "--max-bytes",
         type=byte_size,
-        default=DEFAULT_MAX_BYTES,
-        help="limit for downloaded and for unpacked bytes (default 20Gi)",
+        default=_env("KUBEARTS_MAX_BYTES"),
+        help="limit for downloaded and for unpacked bytes (default $KUBEARTS_MAX_BYTES, else "
+        "--space-fraction of the free space where they are written)",
+    )
+    ing.add_argument(
+        "--space-fraction",
+        type=_fraction,
+        default=_env("KUBEARTS_SPACE_FRACTION", str(DEFAULT_SPACE_FRACTION)),
+        help="share of the target volume's free space a download or an unpacked archive may "
+        f"use without --max-bytes (default $KUBEARTS_SPACE_FRACTION or {DEFAULT_SPACE_FRACTION})",
+    )
+    ing.add_argument(
+        "--max-ratio",
+        type=_at_least_one,
+        default=_env("KUBEARTS_MAX_RATIO", str(DEFAULT_MAX_RATIO)),
+        help="compression ratio limit per zip member and per archive, judged beyond the first "
+        f"8Mi of output (default $KUBEARTS_MAX_RATIO or {DEFAULT_MAX_RATIO:g})",
     )
     ing.add_argument(
         "--max-files",
@@ -148,7 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="scratch space for an s3 target (default: the system's temporary folder)",
     )
-    ing.add_argument("--workers", type=_positive, help="threads decoding images")
+    ing.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes decoding images (default: the CPU quota of the pod, at most the "
+        "usable CPUs)",
+    )
+    ing.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=_env("KUBEARTS_MAX_PIXELS", str(DEFAULT_MAX_PIXELS)),
+        help="images with more pixels are listed as invalid without being decoded (default "
+        f"$KUBEARTS_MAX_PIXELS or {DEFAULT_MAX_PIXELS})",
+    )
     ing.add_argument(
         "--max-listed-invalid",
         type=int,
@@ -207,20 +287,47 @@ def _result_path(argv: Sequence[str]) -> str | None:
     return None
 
 
+def source_uri(args: argparse.Namespace) -> str:
+    """The ingest source: ``--source``, else the variable ``--source-env`` names, else
+    ``$KUBEARTS_SOURCE_URL``."""
+    if args.source:
+        return str(args.source)
+    variable = args.source_env or SOURCE_ENV
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise DatasetError(
+            "InvalidArgument",
+            f"no source: give --source, or --source-env naming a set environment variable "
+            f"(${variable} is unset or empty)",
+        )
+    return value
+
+
 def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
-    retry = RetryPolicy(attempts=args.retries, backoff=args.backoff, timeout=args.timeout)
+    retry = RetryPolicy(
+        attempts=args.retries,
+        backoff=args.backoff,
+        timeout=args.timeout,
+        deadline=args.download_deadline,
+    )
     if args.command == "ingest":
         options = IngestOptions(
-            source=args.source,
+            source=source_uri(args),
             target=args.target,
             format=args.format,
             sha256=args.sha256,
             manifest=args.manifest,
-            limits=Limits(max_bytes=args.max_bytes, max_files=args.max_files),
+            limits=Limits(
+                max_bytes=args.max_bytes,
+                max_files=args.max_files,
+                max_ratio=args.max_ratio,
+                space_fraction=args.space_fraction,
+            ),
             retry=retry,
             pvc_root=args.pvc_root,
             work_dir=args.work_dir,
             workers=args.workers,
+            max_pixels=args.max_pixels,
             max_listed_invalid=args.max_listed_invalid,
         )
         return dict(ingest(options, progress))
@@ -254,6 +361,14 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     }
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Formats records with every URL redacted: a log line never shows credentials, even
+    from a message or an exception that did not redact its URL itself."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a record is logged (it may be replaced)."""
 
@@ -267,7 +382,7 @@ def _configure_logging(level: str) -> None:
     log.setLevel(level)
     if not any(isinstance(handler, _StderrHandler) for handler in log.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
         log.propagate = False
 
@@ -283,13 +398,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = _run(args, progress)
         code = 0
     except DatasetError as exc:
-        failure: FailureResult = {"status": "Failed", "reason": exc.reason, "message": exc.message}
+        # redact_text: the last line of defence for a URL that a message did not redact.
+        failure: FailureResult = {
+            "status": "Failed",
+            "reason": exc.reason,
+            "message": redact_text(exc.message),
+        }
+        if exc.detail:
+            failure["detail"] = exc.detail
         document = dict(failure)
         code = exc.exit_code
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
     except Exception as exc:  # the result must say something even for bugs
-        traceback.print_exc()
-        document = {"status": "Failed", "reason": "InternalError", "message": repr(exc)}
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        message = redact_text(repr(exc))
+        document = {"status": "Failed", "reason": "InternalError", "message": message}
         code = 1
     progress.emit({"event": "result", **document})
     write_result(_result_path(arguments), document)

@@ -3,7 +3,8 @@
 Every expected failure is a :class:`DatasetError` with a CamelCase ``reason`` that the
 operator copies into a condition, and a message for people that names the cause and the fix.
 Each reason has its own exit code so that a Job's exit status alone tells the class of failure
-even when the result file could not be read.
+even when the result file could not be read. A few failures also carry a ``detail`` naming the
+specific cause (:data:`Detail`).
 """
 
 from __future__ import annotations
@@ -48,13 +49,32 @@ EXIT_CODES: Final[dict[Reason, int]] = {
 }
 
 
-class DatasetError(Exception):
-    """An expected failure with a machine-readable reason and a message for people."""
+Detail = Literal[
+    "HeaderTooLarge",
+    "RatioExceeded",
+    "TooLarge",
+    "TooManyFiles",
+    "SizeMismatch",
+    "DownloadTimeout",
+]
+"""Specific causes, each within one reason: ``DownloadTimeout`` within ``DownloadFailed``,
+``SizeMismatch`` (a zip member inflating past its declared size) within ``UnsafeArchive``,
+the others within ``LimitExceeded``."""
 
-    def __init__(self, reason: Reason, message: str) -> None:
+
+class DatasetError(Exception):
+    """An expected failure with a machine-readable reason and a message for people.
+
+    ``detail`` optionally names the specific cause within the reason's class (for example
+    ``RatioExceeded`` within ``LimitExceeded``) for people and tools that want to tell them
+    apart; the reason stays one of the few classes the operator and the exit codes know.
+    """
+
+    def __init__(self, reason: Reason, message: str, *, detail: Detail | None = None) -> None:
         super().__init__(message)
         self.reason: Reason = reason
         self.message = message
+        self.detail = detail
 
     @property
     def exit_code(self) -> int:

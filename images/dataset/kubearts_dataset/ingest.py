@@ -35,10 +35,11 @@ from kubearts_dataset.limits import Limits
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, Location, parse_location
 from kubearts_dataset.paths import METADATA_DIR
 from kubearts_dataset.progress import Progress
+from kubearts_dataset.redact import redact_url
 from kubearts_dataset.result import IngestResult, InvalidFile, write_json_atomic
 from kubearts_dataset.s3 import check_target_prefix, make_client, upload_tree
 from kubearts_dataset.sources import fetch
-from kubearts_dataset.verify import FileCheck, check_files
+from kubearts_dataset.verify import DEFAULT_MAX_PIXELS, FileCheck, check_files
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class IngestOptions:
     pvc_root: Path = DEFAULT_PVC_ROOT
     work_dir: Path | None = None
     workers: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_listed_invalid: int = 100
 
 
@@ -123,7 +125,7 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
             s3_client=client,
         )
         layout = scan(content, options.format, options.manifest)
-        checks = _verify(content, layout.candidates, options.workers, progress)
+        checks = _verify(content, layout.candidates, options, progress)
 
         invalid: list[InvalidFile] = [*fetched.skipped, *layout.invalid]
         valid: list[tuple[Candidate, FileCheck]] = []
@@ -144,7 +146,7 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
             "reason": "Ingested",
             "message": f"{len(valid)} images in {len(classes)} classes"
             + (f", {len(invalid)} files excluded" if invalid else ""),
-            "source": options.source,
+            "source": redact_url(options.source),
             "target": options.target,
             "format": options.format,
             "sampleCount": len(valid),
@@ -170,7 +172,7 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
         remove_tree(staging)
         if target.kind == "s3":
             upload_tree(client, local, target.bucket, prefix, existing=existing, progress=progress)
-    log.info("ingested %s: %s", options.source, result["message"])
+    log.info("ingested %s: %s", result["source"], result["message"])
     return result
 
 
@@ -196,7 +198,7 @@ def _prepare_target(local: Path, target: Location) -> None:
 
 
 def _verify(
-    content: Path, candidates: list[Candidate], workers: int | None, progress: Progress
+    content: Path, candidates: list[Candidate], options: IngestOptions, progress: Progress
 ) -> list[FileCheck]:
     paths = [content.joinpath(*candidate.path.parts) for candidate in candidates]
     total_bytes = sum(path.stat().st_size for path in paths)
@@ -213,7 +215,9 @@ def _verify(
             final=index + 1 == len(paths),
         )
 
-    return check_files(paths, workers=workers, on_done=on_done)
+    return check_files(
+        paths, workers=options.workers, max_pixels=options.max_pixels, on_done=on_done
+    )
 
 
 def _no_images_message(candidates: int, invalid: list[InvalidFile]) -> str:

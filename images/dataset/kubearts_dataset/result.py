@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
-from kubearts_dataset.errors import Reason
+from kubearts_dataset.errors import Detail, Reason
 
 TERMINATION_LOG_LIMIT: Final = 4096
 #: Fields that may be shortened (lists) or dropped (mappings) to fit the limit, in order.
@@ -87,6 +87,8 @@ class FailureResult(TypedDict):
     status: Literal["Failed"]
     reason: Reason
     message: str
+    detail: NotRequired[Detail]
+    """The specific cause within ``reason``, where one is named (e.g. ``RatioExceeded``)."""
 
 
 def compact(document: dict[str, Any], limit: int = TERMINATION_LOG_LIMIT) -> str:

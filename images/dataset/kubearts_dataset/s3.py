@@ -23,7 +23,7 @@ import botocore.exceptions
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from kubearts_dataset.download import CHUNK, Downloaded, RetryPolicy, Sink
+from kubearts_dataset.download import CHUNK, Deadline, Downloaded, RetryPolicy, Sink
 from kubearts_dataset.errors import DatasetError, Reason
 from kubearts_dataset.limits import Limits
 from kubearts_dataset.paths import METADATA_DIR, UnsafeNameError, inside, safe_relative
@@ -120,13 +120,28 @@ def download_object(
     progress: Progress,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Downloaded:
-    """Stream one object to ``dest``, resuming with a range request after a broken body.
+    """Stream one object to ``dest``, resuming with a range request after a broken body,
+    within ``retry.deadline`` seconds.
 
     botocore retries failed requests itself; this loop covers a body that breaks off after
     the request succeeded, which botocore does not retry.
     """
     uri = f"s3://{bucket}/{key}"
-    sink = Sink(dest, limits, progress, f"the object {uri}")
+    deadline = Deadline(retry.deadline, f"the object {uri}")
+    sink = Sink(dest, limits, progress, deadline.what, deadline)
+    return deadline.run(lambda: _fill(client, bucket, key, sink, retry, sleep))
+
+
+def _fill(
+    client: Any,
+    bucket: str,
+    key: str,
+    sink: Sink,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+) -> Downloaded:
+    """Write the object into ``sink``, retrying broken bodies (see :func:`download_object`)."""
+    uri = f"s3://{bucket}/{key}"
     last_error = ""
     try:
         for attempt in range(1, retry.attempts + 1):
@@ -147,6 +162,7 @@ def download_object(
                 if sink.total is None or sink.written == sink.total:
                     return sink.close()
                 last_error = f"body ended after {sink.written} of {sink.total} bytes"
+            sink.check_deadline()
             if attempt < retry.attempts:
                 log.warning("reading %s failed: %s; retrying", uri, last_error)
                 sleep(retry.delay(attempt))
@@ -167,14 +183,19 @@ def download_prefix(
     *,
     limits: Limits,
     progress: Progress,
+    deadline: float | None = None,
 ) -> PrefixDownload:
     """Download every object below ``prefix`` into ``dest``, keeping relative key paths.
 
     Keys are checked like archive entries (no absolute paths, no ``..``) and the limits are
     applied to the listing before anything is downloaded. Folder markers (keys ending in
-    ``/``) are skipped.
+    ``/``) are skipped. The ``deadline`` (seconds) is checked before each object: the
+    transfer threads cannot be abandoned like one download's, so one object's transfer is
+    bounded by botocore's timeouts only.
     """
     uri = f"s3://{bucket}/{prefix}"
+    clock = Deadline(deadline if deadline is not None else float("inf"), f"the prefix {uri}")
+    limits = limits.for_volume(dest)
     plan: list[tuple[str, PurePosixPath, int]] = []
     total = 0
     for key, size in list_prefix(client, bucket, prefix, uri):
@@ -198,6 +219,7 @@ def download_prefix(
 
     def fetch(item: tuple[str, PurePosixPath, int]) -> None:
         key, relative, size = item
+        clock.check()
         try:
             target = inside(dest, relative)
         except UnsafeNameError as exc:

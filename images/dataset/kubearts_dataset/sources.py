@@ -67,7 +67,7 @@ def fetch(
             authorization=http_authorization(),
         )
         return _from_archive(
-            got, expected_sha256, source.uri, content, limits, progress, owned=True
+            got, expected_sha256, source.shown, content, limits, progress, owned=True
         )
     if source.kind == "s3":
         key = source.key
@@ -86,12 +86,18 @@ def fetch(
                 progress=progress,
             )
             return _from_archive(
-                got, expected_sha256, source.uri, content, limits, progress, owned=True
+                got, expected_sha256, source.shown, content, limits, progress, owned=True
             )
         prefix = key if not key or key.endswith("/") else key + "/"
-        _no_checksum_for_folders(expected_sha256, source.uri)
+        _no_checksum_for_folders(expected_sha256, source.shown)
         listing = download_prefix(
-            s3_client, source.bucket, prefix, content, limits=limits, progress=progress
+            s3_client,
+            source.bucket,
+            prefix,
+            content,
+            limits=limits,
+            progress=progress,
+            deadline=retry.deadline,
         )
         return Fetched(archive_bytes=listing.size)
     assert source.path is not None
@@ -99,16 +105,16 @@ def fetch(
     if not path.exists():
         raise DatasetError(
             "InvalidSource",
-            f"{source.uri}: {path} does not exist; for pvc:// sources the claim must be mounted "
+            f"{source.shown}: {path} does not exist; for pvc:// sources the claim must be mounted "
             "under --pvc-root",
         )
     if path.is_file():
         got = Downloaded(path=path, size=path.stat().st_size, sha256=_hash(path))
-        limits.check_bytes(got.size, f"the archive {source.uri}")
+        limits.for_volume(content).check_bytes(got.size, f"the archive {source.shown}")
         return _from_archive(
-            got, expected_sha256, source.uri, content, limits, progress, owned=False
+            got, expected_sha256, source.shown, content, limits, progress, owned=False
         )
-    _no_checksum_for_folders(expected_sha256, source.uri)
+    _no_checksum_for_folders(expected_sha256, source.shown)
     resolved, target_resolved = path.resolve(), target.resolve()
     if (
         resolved == target_resolved
@@ -117,7 +123,7 @@ def fetch(
     ):
         raise DatasetError(
             "InvalidSource",
-            f"{source.uri}: the source folder and the target {target} overlap; ingest into a "
+            f"{source.shown}: the source folder and the target {target} overlap; ingest into a "
             "separate folder",
         )
     return copy_tree(resolved, content, limits=limits, progress=progress)
@@ -135,19 +141,19 @@ def _no_checksum_for_folders(expected: str | None, uri: str) -> None:
 def _from_archive(
     got: Downloaded,
     expected: str | None,
-    uri: str,
+    shown: str,
     content: Path,
     limits: Limits,
     progress: Progress,
     *,
     owned: bool,
 ) -> Fetched:
-    check_sha256(got, expected, uri)
+    check_sha256(got, expected, shown)
     kind = detect(got.path)
     if kind is None:
         raise DatasetError(
             "InvalidSource",
-            f"{uri} is not a tar, tar.gz, tgz, tar.bz2, tar.xz or zip archive",
+            f"{shown} is not a tar, tar.gz, tgz, tar.bz2, tar.xz or zip archive",
         )
     report = unpack(got.path, kind, content, limits=limits, progress=progress)
     if owned:
@@ -174,6 +180,7 @@ def copy_tree(source: Path, content: Path, *, limits: Limits, progress: Progress
     fetched = Fetched()
     files = 0
     size = 0
+    limits = limits.for_volume(content)
     for current, dirs, names in os.walk(source):
         here = Path(current)
         dirs.sort()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 import pytest
@@ -31,6 +33,9 @@ class Route:
     """The ``Authorization`` header value required; other requests are answered 401."""
     redirect: str | None = None
     """A URL to redirect to (302) instead of serving the body."""
+    trickle: float = 0.0
+    """Seconds between single bytes of the body: a server too slow for a deadline but never
+    silent long enough for a read timeout."""
 
 
 @dataclass
@@ -87,6 +92,9 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
+            if route.trickle:
+                _trickle(self.wfile, body[start:], route.trickle)
+                return
             if route.cut_first:
                 route.cut_first -= 1
                 self.wfile.write(body[start : start + (len(body) - start) // 2])
@@ -96,6 +104,16 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body[start:])
 
     return Handler
+
+
+def _trickle(out: BinaryIO, body: bytes, interval: float) -> None:
+    try:
+        for index in range(len(body)):
+            out.write(body[index : index + 1])
+            out.flush()
+            time.sleep(interval)
+    except OSError:
+        pass  # the client gave up
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import binascii
+import gzip
 import io
+import shutil
 import stat
 import struct
 import tarfile
@@ -17,12 +19,15 @@ from datagen import (
     image_bytes,
     tar_of,
     tar_of_members,
+    tar_of_zeros,
+    tar_with_metadata_header,
+    zip_member_with_declared_size,
     zip_of,
     zip_without_utf8_flag,
 )
 from kubearts_dataset.archive import detect, unpack, zip_name
 from kubearts_dataset.errors import DatasetError
-from kubearts_dataset.limits import Limits
+from kubearts_dataset.limits import MAX_TAR_HEADER_BYTES, Limits
 from kubearts_dataset.progress import NullProgress
 
 PNG = image_bytes()
@@ -313,3 +318,149 @@ def test_a_truncated_archive_is_reported_as_damaged(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="damaged or truncated") as caught:
         _unpack(archive, tmp_path / "out")
     assert caught.value.reason == "InvalidSource"
+
+
+# -- hostile archives: memory, disk and ratio bounds ------------------------------------------
+
+MiB = 1024**2
+
+
+@pytest.mark.parametrize(
+    ("kind", "compression"),
+    [
+        pytest.param(tarfile.XHDTYPE, "gz", id="pax-x-gz"),
+        pytest.param(tarfile.XGLTYPE, "bz2", id="pax-g-bz2"),
+        pytest.param(tarfile.GNUTYPE_LONGNAME, "xz", id="gnu-L-xz"),
+        pytest.param(tarfile.GNUTYPE_LONGLINK, "tar", id="gnu-K-plain"),
+    ],
+)
+def test_oversized_tar_metadata_headers_are_refused_before_they_are_read(
+    tmp_path: Path, kind: bytes, compression: str
+) -> None:
+    archive = tar_with_metadata_header(
+        tmp_path / "a.tar", MAX_TAR_HEADER_BYTES + 1, kind=kind, compression=compression
+    )
+    with pytest.raises(DatasetError, match="header claims") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert (caught.value.reason, caught.value.detail) == ("LimitExceeded", "HeaderTooLarge")
+
+
+def test_tar_metadata_headers_of_ordinary_size_are_read(tmp_path: Path) -> None:
+    archive = tar_with_metadata_header(tmp_path / "a.tar.gz", 4096)
+    _unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "roses" / "1.png").read_bytes() == PNG
+
+
+def test_a_chain_of_tar_metadata_headers_is_refused(tmp_path: Path) -> None:
+    blocks = b""
+    for _ in range(20):
+        meta = tarfile.TarInfo("././@PaxHeader")
+        meta.type = tarfile.XHDTYPE
+        record = b"20 comment=aaaaaaaa\n"
+        meta.size = len(record)
+        blocks += meta.tobuf(tarfile.USTAR_FORMAT) + record + b"\0" * (512 - len(record))
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(blocks + b"\0" * 1024)
+    with pytest.raises(DatasetError, match="in a row") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert caught.value.detail == "HeaderTooLarge"
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:bz2", "w:xz"])
+def test_a_compressed_tar_that_inflates_beyond_the_ratio_is_refused(
+    tmp_path: Path, mode: str
+) -> None:
+    archive = tar_of_zeros(tmp_path / "bomb.tar", 64 * MiB, mode=mode)
+    with pytest.raises(DatasetError, match="inflates") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert (caught.value.reason, caught.value.detail) == ("LimitExceeded", "RatioExceeded")
+
+
+def test_the_ratio_limit_can_be_raised(tmp_path: Path) -> None:
+    archive = tar_of_zeros(tmp_path / "bomb.tar", 16 * MiB, mode="w:gz")
+    _unpack(archive, tmp_path / "out", Limits(max_ratio=10_000))
+    assert (tmp_path / "out" / "roses" / "z.png").stat().st_size == 16 * MiB
+
+
+def test_concatenated_gzip_streams_are_one_tar(tmp_path: Path) -> None:
+    whole = tar_of(tmp_path / "a.tar", {"roses/1.png": PNG}, mode="w").read_bytes()
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(gzip.compress(whole[:1024]) + gzip.compress(whole[1024:]))
+    _unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "roses" / "1.png").read_bytes() == PNG
+
+
+@pytest.mark.parametrize(
+    "method",
+    [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+    ids=["stored", "deflate", "bzip2", "lzma"],
+)
+def test_zip_members_of_every_method_are_unpacked(tmp_path: Path, method: int) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w", method) as zf:
+        zf.writestr("roses/1.png", PNG)
+        zf.writestr("roses/big.bin", bytes(range(256)) * 8192)
+    _unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "roses" / "1.png").read_bytes() == PNG
+    assert (tmp_path / "out" / "roses" / "big.bin").read_bytes() == bytes(range(256)) * 8192
+
+
+@pytest.mark.parametrize(
+    "method",
+    [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+    ids=["stored", "deflate", "bzip2", "lzma"],
+)
+def test_a_zip_member_inflating_past_its_declared_size_is_refused(
+    tmp_path: Path, method: int
+) -> None:
+    archive = zip_member_with_declared_size(
+        tmp_path / "a.zip", "roses/1.png", bytes(2 * MiB), method=method, declared=1000
+    )
+    with pytest.raises(DatasetError, match="past its declared size") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert (caught.value.reason, caught.value.detail) == ("UnsafeArchive", "SizeMismatch")
+
+
+def test_a_zip_member_shorter_than_declared_is_damaged(tmp_path: Path) -> None:
+    archive = zip_member_with_declared_size(
+        tmp_path / "a.zip", "roses/1.png", PNG, method=zipfile.ZIP_BZIP2, declared=len(PNG) + 1
+    )
+    with pytest.raises(DatasetError, match="damaged") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert caught.value.reason == "InvalidSource"
+
+
+def test_a_zip_member_beyond_the_ratio_is_refused_before_writing(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("roses/1.png", PNG)
+        zf.writestr("roses/bomb.png", bytes(16 * MiB))
+    with pytest.raises(DatasetError, match="more than 100 times") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert caught.value.detail == "RatioExceeded"
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_members_under_the_floor_count_towards_the_archive_ratio(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for number in range(12):
+            zf.writestr(f"roses/{number}.png", bytes(MiB))
+    with pytest.raises(DatasetError, match="the archive inflates") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert caught.value.detail == "RatioExceeded"
+
+
+def test_without_max_bytes_the_limit_is_a_share_of_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        "kubearts_dataset.limits.shutil.disk_usage",
+        lambda _: usage._replace(free=10_000),
+    )
+    archive = tar_of(tmp_path / "a.tar.gz", {"roses/1.bin": bytes(range(256)) * 36})
+    with pytest.raises(DatasetError, match="80% of the 10000 bytes free") as caught:
+        _unpack(archive, tmp_path / "out")
+    assert (caught.value.reason, caught.value.detail) == ("LimitExceeded", "TooLarge")
+    _unpack(archive, tmp_path / "out2", Limits(space_fraction=1.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,49 @@ def test_ingest_reads_the_header_from_the_environment_and_never_reports_it(
 def _files_below(folder: Path) -> list[str]:
     """The texts of a dataset directory's metadata (reports, catalogue)."""
     return [p.read_text() for p in (folder / ".kubearts").rglob("*") if p.is_file()]
+
+
+# -- the overall deadline ---------------------------------------------------------------------
+
+
+def test_a_trickling_server_is_stopped_by_the_deadline(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    # One byte every 50 ms: no read ever waits the 5 s timeout, the whole body takes 10 s.
+    url = http_server.add("/slow.tgz", Route(bytes(200), trickle=0.05))
+    retry = RetryPolicy(attempts=2, backoff=0.01, timeout=5, deadline=1)
+    started = time.monotonic()
+    with pytest.raises(DatasetError, match="deadline of 1 seconds") as caught:
+        download_http(url, tmp_path / "a", limits=Limits(), retry=retry, progress=NullProgress())
+    assert time.monotonic() - started < 3
+    assert (caught.value.reason, caught.value.detail) == ("DownloadFailed", "DownloadTimeout")
+
+
+def test_the_deadline_covers_retries_and_their_waits(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/data.tgz", Route(BODY, fail_first=[503] * 10))
+    retry = RetryPolicy(attempts=10, backoff=0.4, timeout=5, deadline=1)
+    started = time.monotonic()
+    with pytest.raises(DatasetError, match="download deadline") as caught:
+        download_http(url, tmp_path / "a", limits=Limits(), retry=retry, progress=NullProgress())
+    assert time.monotonic() - started < 3
+    assert caught.value.detail == "DownloadTimeout"
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_deadline_is_set_by_flag_or_environment(
+    http_server: FileServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    url = http_server.add("/slow.tgz", Route(bytes(200), trickle=0.05))
+    extra = ["--download-deadline", "1"] if how == "flag" else []
+    if how == "env":
+        monkeypatch.setenv("KUBEARTS_DOWNLOAD_DEADLINE", "1")
+    code = main(["ingest", "--source", url, "--target", str(tmp_path / "t"), *extra])
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (code, result["reason"]) == (10, "DownloadFailed")
+    assert result.get("detail") == "DownloadTimeout"

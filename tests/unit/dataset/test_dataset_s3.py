@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import FileServer, Route
 from datagen import DIGITS_CLASSES, DIGITS_SAMPLES, image_bytes, tar_tree
 from kubearts_dataset.cli import main
+from kubearts_dataset.download import RetryPolicy
+from kubearts_dataset.errors import DatasetError
+from kubearts_dataset.limits import Limits
+from kubearts_dataset.progress import NullProgress
+from kubearts_dataset.s3 import download_object, make_client
 
 PNG = image_bytes()
 
@@ -175,3 +182,26 @@ def test_an_s3_target_holding_foreign_objects_is_refused(
     )
     assert (code, result["reason"]) == (17, "InvalidTarget")
     assert _keys(client, bucket) == ["backups/db.sql"]
+
+
+def test_an_object_served_too_slowly_is_stopped_by_the_deadline(
+    http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store that trickles the body: one byte every 50 ms, never a 5 s pause.
+    http_server.add("/bucket/slow.tgz", Route(bytes(200), trickle=0.05))
+    monkeypatch.setenv("KUBEARTS_S3_ENDPOINT", http_server.base)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    retry = RetryPolicy(attempts=2, backoff=0.01, timeout=5, deadline=1)
+    started = time.monotonic()
+    with pytest.raises(DatasetError, match="deadline") as caught:
+        download_object(
+            make_client(retry),
+            "bucket",
+            "slow.tgz",
+            tmp_path / "a",
+            limits=Limits(),
+            retry=retry,
+            progress=NullProgress(),
+        )
+    assert time.monotonic() - started < 3
+    assert (caught.value.reason, caught.value.detail) == ("DownloadFailed", "DownloadTimeout")
