@@ -5,6 +5,7 @@ Waits poll the API with a deadline; none of them sleeps for a fixed time and hop
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import http.server
@@ -45,8 +46,21 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
 
 
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    #: ``Authorization`` header value required of every request (None: no check).
+    required_authorization: str | None = None
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def do_GET(self) -> None:
+        wanted = self.required_authorization
+        if wanted is not None and self.headers.get("Authorization") != wanted:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="data"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
 
 
 @dataclass
@@ -72,10 +86,17 @@ class Kube:
         return proc
 
     @contextlib.contextmanager
-    def serve(self, folder: Path) -> Iterator[str]:
+    def serve(self, folder: Path, *, basic_auth: tuple[str, str] | None = None) -> Iterator[str]:
         """Serve ``folder`` over http on the cluster bridge, where pods reach the host;
-        yields the base URL (``http://<bridge address>:<port>``)."""
-        handler = functools.partial(_QuietFiles, directory=str(folder))
+        yields the base URL (``http://<bridge address>:<port>``). With ``basic_auth``
+        (user, password) every request must carry those credentials."""
+        handler_class = _QuietFiles
+        if basic_auth is not None:
+            token = base64.b64encode(":".join(basic_auth).encode()).decode()
+            handler_class = type(
+                "_AuthFiles", (_QuietFiles,), {"required_authorization": f"Basic {token}"}
+            )
+        handler = functools.partial(handler_class, directory=str(folder))
         server = http.server.ThreadingHTTPServer((str(self.layout.gateway), 0), handler)
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()

@@ -373,7 +373,7 @@ def ingest_started(plan: DatasetPlan) -> Outcome:
         [
             ConditionUpdate(COND_DOWNLOADED, UNKNOWN, REASON_DOWNLOADING, "the ingest Job starts"),
             ConditionUpdate(COND_VERIFIED, UNKNOWN, REASON_DOWNLOADING, "waiting for the data"),
-            ready(FALSE, REASON_DOWNLOADING, f"downloading {plan.source.uri}"),
+            ready(FALSE, REASON_DOWNLOADING, f"downloading {plan.source.shown}"),
         ],
         {"location": plan.target.uri},
     )
@@ -388,7 +388,7 @@ def ingest_running(plan: DatasetPlan, status: Mapping[str, Any], view: JobView) 
     progress = None if view.progress is None else progress_fields(view.progress)
     fields: dict[str, Any] = {"location": plan.target.uri}
     phase = PHASE_DOWNLOADING
-    message = f"downloading {plan.source.uri}"
+    message = f"downloading {plan.source.shown}"
     if view.waiting is not None:
         reason, detail = view.waiting
         message = f"{message}: the pod is waiting ({reason}: {detail})".replace(": )", ")")
@@ -405,7 +405,7 @@ def ingest_running(plan: DatasetPlan, status: Mapping[str, Any], view: JobView) 
             COND_DOWNLOADED,
             TRUE if verifying else UNKNOWN,
             REASON_DOWNLOADED if verifying else REASON_DOWNLOADING,
-            plan.source.uri if verifying else message,
+            plan.source.shown if verifying else message,
         ),
         ConditionUpdate(
             COND_VERIFIED,
@@ -447,7 +447,7 @@ def judge_ingest(plan: DatasetPlan, view: JobView, status: Mapping[str, Any]) ->
             return Step(Outcome(PHASE_FAILED, failure_updates(failure)))
     assert result is not None
     gallery = f" (gallery entry {plan.source.gallery_entry})" if plan.source.gallery_entry else ""
-    downloaded = f"{plan.source.uri}: {result.get('archiveBytes', 0)} bytes{gallery}"
+    downloaded = f"{plan.source.shown}: {result.get('archiveBytes', 0)} bytes{gallery}"
     return Ingested(
         ingest_fields(result, plan),
         [

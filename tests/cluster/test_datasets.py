@@ -96,6 +96,18 @@ def http_base(kube: Kube, archives: dict[str, Path]) -> Iterator[str]:
         yield base
 
 
+#: Credentials of the password-protected server: they must show up nowhere.
+USER, PASSWORD = "reader", "pa55-w0rd-Zq"
+
+
+@pytest.fixture(scope="module")
+def auth_base(kube: Kube, archives: dict[str, Path]) -> Iterator[str]:
+    """The archives again, behind HTTP basic auth; the base URL carries no credentials."""
+    folder = next(iter(archives.values())).parent
+    with kube.serve(folder, basic_auth=(USER, PASSWORD)) as base:
+        yield base
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint(kube: Kube, archives: dict[str, Path]) -> Iterator[str]:
     """moto's S3 server on the bridge with bucket ``data`` holding the digits archive."""
@@ -171,6 +183,7 @@ def created(
     kube: Kube,
     ns: str,
     http_base: str,
+    auth_base: str,
     s3_endpoint: str,
     archives: dict[str, Path],
     gallery: str,
@@ -226,6 +239,10 @@ def created(
         dataset("edit", {"uri": f"{http_base}/small.tar.gz"}, versions=[V1]),
         dataset("add", {"uri": f"{http_base}/small.tar.gz"}, versions=[V1]),
         dataset("from-gallery", {"uri": f"gallery://{gallery}/small-digits"}),
+        dataset(
+            "with-password",
+            {"uri": auth_base.replace("://", f"://{USER}:{PASSWORD}@") + "/small.tar.gz"},
+        ),
         dataset("retained", {"uri": f"{http_base}/small.tar.gz"}),
         dataset(
             "deleted",
@@ -572,3 +589,28 @@ def test_delete_policy_delete_removes_the_files_with_the_data_set(
     )
     assert not files.exists()
     assert kube.get("pvc", WORKSPACE, "-n", ns)["metadata"]["name"] == WORKSPACE
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+def test_a_password_in_the_url_authenticates_and_shows_nowhere(
+    kube: Kube, ns: str, created: dict[str, float]
+) -> None:
+    wait_ready(kube, ns, "with-password")
+    status = status_of(kube, ns, "with-password")
+    assert status["source"].startswith(f"http://{USER}:***@")
+    printed = kube.kubectl("get", "kads", "with-password", "-n", ns).stdout
+    seen = {
+        "the printed columns": printed,
+        "the status": json.dumps(status),
+        "the events": kube.kubectl("get", "events", "-n", ns, "-o", "json").stdout,
+        "the Jobs": kube.kubectl("get", "jobs", "-n", ns, "-o", "json").stdout,
+        "the pods": kube.kubectl("get", "pods", "-n", ns, "-o", "json").stdout,
+    }
+    for pod in kube.get("pods", "-n", ns, "-l", "kubearts.io/dataset=with-password")["items"]:
+        name = pod["metadata"]["name"]
+        seen[f"the log of {name}"] = kube.kubectl("logs", name, "-n", ns).stdout
+    leaks = [where for where, text in seen.items() if PASSWORD in text]
+    assert not leaks, f"the password appears in {leaks}"
+    assert "***" in printed

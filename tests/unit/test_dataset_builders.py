@@ -4,6 +4,7 @@ Dataset spec, and the Jobs and claim built from it."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,7 +13,6 @@ from typing import Any
 import pytest
 
 from kubearts.builders.dataset_jobs import (
-    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILES,
     ResolvedSource,
     SpecError,
@@ -21,6 +21,7 @@ from kubearts.builders.dataset_jobs import (
     ingest_job,
     plan_dataset,
     publish_job,
+    source_url_secret,
     workspace_claim,
 )
 from kubearts.builders.placement import build_placement
@@ -155,7 +156,8 @@ def test_a_minimal_spec_goes_to_the_workspace_with_default_limits() -> None:
     result = plan(HTTP)
     assert result.target.uri == "pvc://kubearts-workspace/datasets/flowers"
     assert result.uses_workspace is True
-    assert (result.max_bytes, result.max_files) == (DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES)
+    # No byte limit: the worker takes a share of the free space it finds.
+    assert (result.max_bytes, result.max_files) == (None, DEFAULT_MAX_FILES)
     assert result.delete_policy == "Retain"
     assert result.source == ResolvedSource("https://data.example/flowers.tgz")
     assert result.versions == ()
@@ -328,8 +330,8 @@ def test_a_pvc_source_is_mounted_read_only_next_to_the_writable_target() -> None
     assert claims["kubearts-workspace"]["persistentVolumeClaim"]["readOnly"] is False
     mounts = {m["mountPath"]: m["readOnly"] for m in container(job)["volumeMounts"]}
     assert mounts == {"/tmp": False, "/mnt/pvc/camera": True, "/mnt/pvc/kubearts-workspace": False}
-    # The scratch space holds the download, so it is bounded by the download limit.
-    assert {"name": "scratch", "emptyDir": {"sizeLimit": str(20 * 2**30)}} in pod["volumes"]
+    # The scratch space holds the download: bounded by the workspace's size by default.
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}} in pod["volumes"]
 
 
 def test_an_s3_source_gets_the_secrets_credentials() -> None:
@@ -484,3 +486,29 @@ def test_the_workspace_claim_has_no_owner_and_uses_the_default_storage_class() -
     }
     assert "storageClassName" not in claim["spec"]
     assert claim["spec"]["resources"] == {"requests": {"storage": "50Gi"}}
+
+
+def test_without_a_byte_limit_the_worker_gets_none_and_sizes_it_from_free_space() -> None:
+    job = ingest_job(plan(HTTP), OWNER, **JOB)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert "--max-bytes" not in container["args"]
+
+
+def test_a_source_url_with_credentials_reaches_the_worker_only_through_a_secret() -> None:
+    secret_url = "http://user:pa55@data.example:8080/flowers.tgz?sig=abc"
+    result = plan({"source": {"uri": secret_url}})
+    job = ingest_job(result, OWNER, **JOB)
+    text = json.dumps(job)
+    assert "pa55" not in text
+    assert "sig=abc" not in text
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["KUBEARTS_SOURCE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": result.source_url_secret,
+        "key": "url",
+        "optional": False,
+    }
+    secret = source_url_secret(result, OWNER)
+    assert secret["stringData"] == {"url": secret_url}
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == OWNER["metadata"]["uid"]
+    assert result.source.shown == "http://user:***@data.example:8080/flowers.tgz?sig=***"

@@ -31,7 +31,7 @@ from typing import Any, Final, Literal, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 from kubearts.builders.jobs import RESULT_PATH, SCRATCH_PATH, JobLimits, worker_job
-from kubearts.builders.meta import child_labels, child_name
+from kubearts.builders.meta import child_labels, child_name, owner_reference
 from kubearts.builders.placement import Placement
 from kubearts.conditions import SpecError
 from kubearts.constants import (
@@ -42,9 +42,11 @@ from kubearts.constants import (
     STEP_LABEL,
     VERSION_LABEL,
 )
+from kubearts.redact import has_credentials, redact_url
 from kubearts.storage import (
     PVC_ROOT,
     EnvVar,
+    SecretKeySelector,
     StorageLocation,
     StorageUriError,
     claim_mounts,
@@ -65,8 +67,13 @@ __all__ = [
     "ingest_job",
     "plan_dataset",
     "publish_job",
+    "source_url_secret",
     "workspace_claim",
 ]
+
+#: The Secret key and the worker's variable of a source URL that carries credentials.
+SOURCE_URL_KEY: Final = "url"
+SOURCE_URL_ENV: Final = "KUBEARTS_SOURCE_URL"
 
 STEP_INGEST: Final = "ingest"
 STEP_PUBLISH: Final = "publish"
@@ -74,8 +81,8 @@ STEP_CLEANUP: Final = "cleanup"
 
 #: Folder of the workspace claim holding data sets, one sub-folder per Dataset.
 WORKSPACE_DATASETS_DIR: Final = "datasets"
-#: Default limits, the CRD's defaults (20 GiB unpacked, a million entries).
-DEFAULT_MAX_BYTES: Final = 20 * 2**30
+#: Default entry limit, the CRD's default. Bytes have none: the worker takes a share of
+#: the free space of the volume it writes.
 DEFAULT_MAX_FILES: Final = 1_000_000
 DEFAULT_GALLERY: Final = "default"
 
@@ -137,6 +144,16 @@ class ResolvedSource:
     gallery_entry: str | None = None
     """``<gallery>/<name>`` when the spec named a gallery entry."""
 
+    @property
+    def shown(self) -> str:
+        """The URI as it may be shown: credentials in it replaced by ``***``."""
+        return redact_url(self.uri)
+
+    @property
+    def has_credentials(self) -> bool:
+        """Whether the URI itself carries credentials (user information, a signature)."""
+        return has_credentials(self.uri)
+
 
 @dataclass(frozen=True)
 class VersionPlan:
@@ -175,7 +192,8 @@ class DatasetPlan:
     target: StorageLocation
     storage_secret: str | None
     uses_workspace: bool
-    max_bytes: int
+    max_bytes: int | None
+    """``spec.limits.maxBytes``; None lets the worker take a share of the free space."""
     max_files: int
     delete_policy: DeletePolicy
     versions: tuple[VersionPlan, ...] = field(default=())
@@ -217,6 +235,12 @@ class DatasetPlan:
     @property
     def cleanup_job_name(self) -> str:
         return child_name(self.name, STEP_CLEANUP)
+
+    @property
+    def source_url_secret(self) -> str:
+        """The Secret holding a source URL that carries credentials (one per data key, so
+        an edited URL gets a Secret of its own)."""
+        return child_name(self.name, f"source-{self.data_key}")
 
     @property
     def claims(self) -> dict[str, bool]:
@@ -279,6 +303,10 @@ def _int(value: Any, default: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(field, f"{value!r} is not a positive whole number", "write e.g. 1000000")
     return value
+
+
+def _optional_int(value: Any, field: str) -> int | None:
+    return None if value is None else _int(value, 0, field)
 
 
 def _secret_name(ref: Any, field: str) -> str | None:
@@ -375,7 +403,7 @@ def plan_dataset(
         target=target,
         storage_secret=storage_secret,
         uses_workspace=uses_workspace,
-        max_bytes=_int(limits.get("maxBytes"), DEFAULT_MAX_BYTES, "spec.limits.maxBytes"),
+        max_bytes=_optional_int(limits.get("maxBytes"), "spec.limits.maxBytes"),
         max_files=_int(limits.get("maxFiles"), DEFAULT_MAX_FILES, "spec.limits.maxFiles"),
         delete_policy=delete_policy,
         versions=_versions(spec.get("versions")),
@@ -413,11 +441,13 @@ def _resolve_source(
     if scheme in ("http", "https"):
         parts = urlsplit(uri)
         if not parts.netloc:
-            raise SpecError("spec.source.uri", f"{uri!r} has no host", "write http(s)://host/path")
+            raise SpecError(
+                "spec.source.uri", f"{redact_url(uri)!r} has no host", "write http(s)://host/path"
+            )
         if not parts.path or parts.path.endswith("/"):
             raise SpecError(
                 "spec.source.uri",
-                f"{uri!r} names a folder; folder listings over http cannot be read",
+                f"{redact_url(uri)!r} names a folder; folder listings over http cannot be read",
                 "point at an archive (.tar, .tar.gz, .tgz, .zip) or use an s3:// prefix",
             )
         return ResolvedSource(uri, spec_sha, spec_format)
@@ -429,7 +459,7 @@ def _resolve_source(
         return ResolvedSource(location.uri, spec_sha, spec_format)
     raise SpecError(
         "spec.source.uri",
-        f"{uri!r} has an unsupported scheme",
+        f"{redact_url(uri)!r} has an unsupported scheme",
         "use http(s)://, s3://, pvc://<claim>/<path> or gallery://<name>",
     )
 
@@ -510,6 +540,13 @@ def _worker_env(plan: DatasetPlan, *, downloads: bool = False) -> list[EnvVar]:
         env.extend(s3_credentials_env(plan.s3_secret))
     if downloads and plan.authorization_secret:
         env.extend(http_authorization_env(plan.authorization_secret))
+    if downloads and plan.source.has_credentials:
+        secret: SecretKeySelector = {
+            "name": plan.source_url_secret,
+            "key": SOURCE_URL_KEY,
+            "optional": False,
+        }
+        env.append({"name": SOURCE_URL_ENV, "valueFrom": {"secretKeyRef": secret}})
     return env
 
 
@@ -555,21 +592,25 @@ def ingest_job(
     image: str,
     placement: Placement,
     deadline_seconds: int,
+    scratch_size: str = "20Gi",
 ) -> dict[str, Any]:
     """The Job that downloads, verifies and installs the data (``ingest``).
 
-    Its scratch space holds the downloaded archive, so it may grow to the download limit.
+    A source URL that carries credentials is not an argument (arguments are visible to
+    anyone who may read Jobs and pods): the worker reads it from ``KUBEARTS_SOURCE_URL``,
+    filled from the Secret :func:`source_url_secret` makes. The scratch space holds the
+    downloaded archive, so it may grow to the download limit, or ``scratch_size``.
     """
+    source = [] if plan.source.has_credentials else ["--source", plan.source.uri]
+    limit = [] if plan.max_bytes is None else ["--max-bytes", str(plan.max_bytes)]
     args = [
         "ingest",
-        "--source",
-        plan.source.uri,
+        *source,
         "--target",
         _target_arg(plan),
         "--format",
         plan.source.format,
-        "--max-bytes",
-        str(plan.max_bytes),
+        *limit,
         "--max-files",
         str(plan.max_files),
         "--pvc-root",
@@ -590,7 +631,10 @@ def ingest_job(
         args=args,
         placement=placement,
         claims=plan.claims,
-        limits=JobLimits(deadline_seconds, scratch_size=str(plan.max_bytes)),
+        limits=JobLimits(
+            deadline_seconds,
+            scratch_size=scratch_size if plan.max_bytes is None else str(plan.max_bytes),
+        ),
         extra_labels={DATA_KEY_LABEL: plan.data_key},
         downloads=True,
     )
@@ -672,6 +716,22 @@ def cleanup_job(
         claims=_target_claims(plan),
         limits=JobLimits(deadline_seconds),
     )
+
+
+def source_url_secret(plan: DatasetPlan, owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The Secret holding a source URL with credentials, owned by the Dataset."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": plan.source_url_secret,
+            "namespace": plan.namespace,
+            "labels": child_labels(DATASET, plan.name),
+            "ownerReferences": [owner_reference(DATASET, owner)],
+        },
+        "type": "Opaque",
+        "stringData": {SOURCE_URL_KEY: plan.source.uri},
+    }
 
 
 def workspace_claim(namespace: str, name: str, size: str) -> dict[str, Any]:

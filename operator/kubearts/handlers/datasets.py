@@ -41,6 +41,7 @@ from kubearts.builders.dataset_jobs import (
     ingest_job,
     plan_dataset,
     publish_job,
+    source_url_secret,
     workspace_claim,
 )
 from kubearts.builders.placement import Placement, build_placement
@@ -105,6 +106,7 @@ def reconcile(
     waiting for another object.
     """
     status: Mapping[str, Any] = body.get("status") or {}
+    plan: DatasetPlan | None = None
     try:
         plan = _plan(body, config)
         placement = _placement(config)
@@ -118,9 +120,10 @@ def reconcile(
         if step.delete_jobs or step.starts_jobs:
             _carry_out(step, plan, body, placement, config)
     outcome = step.outcome
-    common.write_status(
-        patch, body, DATASET, outcome.updates, fields={**outcome.fields, "phase": outcome.phase}
-    )
+    fields = {**outcome.fields, "phase": outcome.phase}
+    if plan is not None:
+        fields["source"] = plan.source.shown  # the printed SOURCE column: never a password
+    common.write_status(patch, body, DATASET, outcome.updates, fields=fields)
     if step.wait is not None:
         raise kopf.TemporaryError(step.wait.message, delay=WAIT_SECONDS)
     logger.debug("Dataset step done: phase %s", outcome.phase)
@@ -217,9 +220,17 @@ def _carry_out(
     deadline = config.dataset_job_deadline_seconds
     image = config.image_dataset
     if step.start_ingest:
-        k8s.create_or_get(
-            ingest_job(plan, body, image=image, placement=placement, deadline_seconds=deadline)
+        if plan.source.has_credentials:
+            k8s.create_or_get(source_url_secret(plan, body))
+        job = ingest_job(
+            plan,
+            body,
+            image=image,
+            placement=placement,
+            deadline_seconds=deadline,
+            scratch_size=config.workspace_size,
         )
+        k8s.create_or_get(job)
     for version in step.publish:
         k8s.create_or_get(
             publish_job(
