@@ -94,7 +94,7 @@ __all__ = [
     "judge_ingest",
     "missing_claim",
     "secret_needs",
-    "secret_problem",
+    "secret_wait",
     "stale_ingest_jobs",
     "unpublished_versions",
     "versions_outcome",
@@ -138,15 +138,13 @@ class Observed:
     """Everything one step read about a Dataset.
 
     ``jobs`` are the Dataset's Jobs as :func:`kubearts.workloads.observe_job` saw them;
-    ``claims`` the claims of :func:`claims_to_check` that exist; ``secret_keys`` the keys
-    of each Secret of :func:`secret_needs` (None when it does not exist).
+    ``claims`` the claims of :func:`claims_to_check` that exist.
     """
 
     plan: DatasetPlan
     status: Mapping[str, Any]
     jobs: Sequence[JobView] = ()
     claims: frozenset[str] = frozenset()
-    secret_keys: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -265,24 +263,21 @@ def secret_needs(plan: DatasetPlan) -> list[SecretNeed]:
     return needs
 
 
-def secret_problem(
-    plan: DatasetPlan, need: SecretNeed, keys: frozenset[str] | None
-) -> WaitingError | None:
-    """What is wrong with a Secret holding ``keys`` (None: it does not exist) for ``need``.
+def secret_wait(plan: DatasetPlan, message: str) -> WaitingError | None:
+    """The wait a pod stuck on a Secret means, naming the spec field and the keys to add.
 
-    Checked before a Job starts: a missing Secret or key would otherwise keep the pod in
-    CreateContainerConfigError, which says less about the fix.
+    The operator does not read Secrets (it may not, outside what a pod of the namespace
+    can use): a missing Secret or key shows as the pod's ``CreateContainerConfigError``,
+    whose message (``secret "token" not found``, ``couldn't find key Authorization in
+    Secret ml/token``) names it. The pod starts by itself once the Secret is there.
     """
-    if keys is None:
-        return WaitingError(
-            f"{need.field}: Secret {need.name!r} does not exist in namespace {plan.namespace}; "
-            f"create it with {' and '.join(need.keys)}"
-        )
-    missing = [key for key in need.keys if key not in keys]
-    if missing:
-        return WaitingError(
-            f"{need.field}: Secret {need.name!r} has no {' or '.join(missing)}; add the key"
-        )
+    for need in secret_needs(plan):
+        if f'"{need.name}"' in message or f"/{need.name}" in message:
+            return WaitingError(
+                f"{need.field}: Secret {need.name!r} in namespace {plan.namespace} cannot be "
+                f"used ({message}); create it with {' and '.join(need.keys)} (the Dataset "
+                "continues when it is there)"
+            )
     return None
 
 
@@ -531,15 +526,20 @@ def versions_outcome(
 
 
 def dependency_problem(observed: Observed) -> WaitingError | None:
-    """The first claim or Secret a new Job needs that is missing, if any."""
+    """The first claim a new Job mounts that is missing, if any."""
     plan = observed.plan
     for claim in claims_to_check(plan):
         if claim not in observed.claims:
             return missing_claim(plan, claim)
-    for need in secret_needs(plan):
-        problem = secret_problem(plan, need, observed.secret_keys.get(need.name))
-        if problem is not None:
-            return problem
+    return None
+
+
+def _stuck_on_secret(plan: DatasetPlan, views: Sequence[JobView]) -> WaitingError | None:
+    for view in views:
+        if view.state == "Running" and view.waiting is not None:
+            reason, message = view.waiting
+            if reason == "CreateContainerConfigError":
+                return secret_wait(plan, message)
     return None
 
 
@@ -560,6 +560,9 @@ def decide(observed: Observed) -> Step:
         return Step(ingest_started(plan), start_ingest=True, delete_jobs=stale)
 
     ingest = next(view for view in observed.jobs if view.job is ingest_job)
+    stuck = _stuck_on_secret(plan, observed.jobs)
+    if stuck is not None:
+        return waiting(status, stuck)
     if ingest.state == "Running":
         return Step(ingest_running(plan, status, ingest))
     verdict = judge_ingest(plan, ingest, status)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubearts.builders.dataset_jobs import VersionPlan, plan_dataset
-from kubearts.dataset_plan import Observed, SecretNeed, decide, secret_needs, secret_problem
+from kubearts.dataset_plan import Observed, SecretNeed, decide, secret_needs, secret_wait
 from kubearts.dataset_status import (
     EXIT_REASONS,
     failure_updates,
@@ -257,29 +257,20 @@ def test_the_secrets_a_dataset_reads_and_the_keys_they_need(
 
 
 @pytest.mark.parametrize(
-    ("secret", "message"),
+    "kubelet",
     [
-        pytest.param(
-            None,
-            "spec.source.secretRef: Secret 'token' does not exist in namespace ml; create it "
-            "with Authorization",
-            id="missing-secret",
-        ),
-        pytest.param(
-            frozenset({"token"}),
-            "spec.source.secretRef: Secret 'token' has no Authorization; add the key",
-            id="missing-key",
-        ),
-        pytest.param(frozenset({"Authorization"}), None, id="complete"),
+        pytest.param('secret "token" not found', id="missing-secret"),
+        pytest.param("couldn't find key Authorization in Secret ml/token", id="missing-key"),
     ],
 )
-def test_a_secret_without_the_needed_key_is_waited_for_with_the_fix(
-    secret: frozenset[str] | None, message: str | None
-) -> None:
+def test_a_pod_stuck_on_a_secret_is_a_wait_naming_the_field_and_keys(kubelet: str) -> None:
     spec = {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}}}
     plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
-    problem = secret_problem(plan, secret_needs(plan)[0], secret)
-    assert (problem.message if problem else None) == message
+    wait = secret_wait(plan, kubelet)
+    assert wait is not None
+    assert wait.message.startswith("spec.source.secretRef: Secret 'token' in namespace ml")
+    assert "create it with Authorization" in wait.message
+    assert secret_wait(plan, 'secret "other" not found') is None
 
 
 # --- the one decision of a step ------------------------------------------------------------------
@@ -305,13 +296,19 @@ def test_with_no_job_the_step_starts_the_ingest() -> None:
     assert (step.outcome.phase, step.wait) == ("Downloading", None)
 
 
-def test_a_missing_secret_is_waited_for_before_any_job_starts() -> None:
+def test_an_ingest_pod_stuck_on_its_secret_makes_the_dataset_wait() -> None:
     spec = {"source": {"uri": "https://x/a.tgz", "secretRef": {"name": "token"}}}
     plan = plan_dataset("digits", "ml", spec, workspace_pvc="kubearts-workspace")
-    step = decide(Observed(plan, {}, secret_keys={"token": None}))
+    ingest = _job(plan.ingest_job_name, "ingest")
+    stuck = JobView(
+        ingest, "Running", waiting=("CreateContainerConfigError", 'secret "token" not found')
+    )
+    step = decide(Observed(plan, {"phase": "Downloading"}, [stuck]))
     assert not step.starts_jobs
     assert step.wait is not None
-    assert "Secret 'token' does not exist" in step.wait.message
+    assert step.outcome.phase == "Downloading"  # the poll goes on until the pod starts
+    ready = next(u for u in step.outcome.updates if u.type == "Ready")
+    assert ready.reason == "WaitingForDependency"
 
 
 def test_a_failed_ingest_fails_the_dataset_with_the_workers_reason() -> None:

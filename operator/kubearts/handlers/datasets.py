@@ -173,7 +173,8 @@ def _resolve_gallery(spec: Mapping[str, Any], config: Config) -> ResolvedSource 
 
 def _observe(plan: DatasetPlan, status: Mapping[str, Any], config: Config) -> Observed:
     """Read what the decision needs: the Dataset's Jobs and their pods (one list each, the
-    log only where a Job's state needs it), the claims and the Secrets' keys."""
+    log only where a Job's state needs it) and the claims. Secrets are not read: a pod
+    that cannot use one says so, and the decision turns that into a wait."""
     namespace = plan.namespace
     jobs = k8s.list_objects("batch/v1", "Job", namespace, {DATASET_LABEL: plan.name})
     pods = k8s.list_pods(namespace, {DATASET_LABEL: plan.name})
@@ -183,11 +184,7 @@ def _observe(plan: DatasetPlan, status: Mapping[str, Any], config: Config) -> Ob
         for claim in dataset_plan.claims_to_check(plan)
         if k8s.get("v1", "PersistentVolumeClaim", namespace, claim) is not None
     )
-    secret_keys: dict[str, frozenset[str] | None] = {}
-    for need in dataset_plan.secret_needs(plan):
-        secret = k8s.get("v1", "Secret", namespace, need.name)
-        secret_keys[need.name] = None if secret is None else _keys(secret)
-    return Observed(plan, status, views, claims, secret_keys)
+    return Observed(plan, status, views, claims)
 
 
 def _view(namespace: str, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> workloads.JobView:
@@ -198,10 +195,6 @@ def _view(namespace: str, job: Mapping[str, Any], pods: list[dict[str, Any]]) ->
         return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
 
     return workloads.observe_job(job, own, read_log, dataset_plan.EXIT_REASONS)
-
-
-def _keys(secret: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(secret.get("data") or {}) | frozenset(secret.get("stringData") or {})
 
 
 def _carry_out(
