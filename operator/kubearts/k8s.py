@@ -34,6 +34,7 @@ __all__ = [
     "ApiException",
     "api_client",
     "create_custom_object",
+    "create_if_absent",
     "create_or_get",
     "delete",
     "get",
@@ -213,6 +214,24 @@ def create_or_get(body: Mapping[str, Any]) -> dict[str, Any]:
             delay=RETRY_DELAY_SECONDS,
         )
     return existing
+
+
+def create_if_absent(body: Mapping[str, Any]) -> bool:
+    """Create a built-in object unless one of that name exists; True when it was created.
+
+    For objects the operator may create but not read (a Secret holding a source URL): a
+    conflict is the answer, nothing is read back.
+    """
+    api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
+    spec = _kind_of(api_version, kind)
+    namespace, name = _namespace_and_name(body)
+    try:
+        _call(getattr(_api(spec.api), f"create_{spec.suffix}"), namespace, dict(body))
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise _translate(exc, f"creating {kind} {namespace}/{name}") from exc
+    return True
 
 
 def patch(

@@ -214,7 +214,7 @@ def _carry_out(
     image = config.image_dataset
     if step.start_ingest:
         if plan.source.has_credentials:
-            k8s.create_or_get(source_url_secret(plan, body))
+            k8s.create_if_absent(source_url_secret(plan, body))
         job = ingest_job(
             plan,
             body,

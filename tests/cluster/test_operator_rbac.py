@@ -1,0 +1,122 @@
+"""Least privilege, proven by running: the chart installed with one replica runs the
+operator as the chart's ServiceAccount, which takes a Dataset and a Subscription to Ready
+without a single ``forbidden`` in its log, and may not do what it has no business doing.
+
+The release gets a cluster of its own (a second local cluster, its own slot), so its
+operator — watching all namespaces like a real installation — never meets the objects of
+the tests that run the operator in-process against the session's cluster.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+import clusterkit
+from clusterkit import REPO, Kube, wait_for
+from datagen import tar_tree, write_digits
+from localcluster import cluster
+
+pytestmark = pytest.mark.cluster
+
+CHART = REPO / "charts" / "kubearts"
+RELEASE_NAMESPACE = "kubearts-system"
+WORK = "work"
+READY_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    handle = clusterkit.start(tmp_path_factory.mktemp("rbac") / "cluster")
+    try:
+        yield handle
+    finally:
+        cluster.down(handle.root)
+
+
+@pytest.fixture(scope="module")
+def operator(own_cluster: Kube) -> Iterator[dict[str, Any]]:
+    """The chart installed with its operator running; yields the operator's pod."""
+    own_cluster.kubectl("create", "namespace", RELEASE_NAMESPACE)
+    name = f"kubearts-{uuid.uuid4().hex[:6]}"
+    with helm.Config(kubeconfig_path=own_cluster.kubeconfig, namespace=RELEASE_NAMESPACE) as cfg:
+        cfg.install(CHART, name, {"replicaCount": 1}, namespace=RELEASE_NAMESPACE, timeout=180)
+
+        def ready_pod() -> dict[str, Any] | None:
+            pods = own_cluster.get(
+                "pods", "-n", RELEASE_NAMESPACE, "-l", "app.kubernetes.io/component=operator"
+            )["items"]
+            for pod in pods:
+                conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+                if conditions.get("Ready") == "True":
+                    return pod  # type: ignore[no-any-return]
+            return None
+
+        yield wait_for(ready_pod, 180, "the chart's operator pod to be Ready", interval=1)
+
+
+def test_the_operator_runs_as_its_service_account_without_a_forbidden_call(
+    own_cluster: Kube, operator: dict[str, Any], tmp_path: Path
+) -> None:
+    account = operator["spec"]["serviceAccountName"]
+    assert account != "default"
+    own_cluster.kubectl("create", "namespace", WORK)
+    write_digits(tmp_path / "data" / "digits")
+    tar_tree(tmp_path / "served" / "digits.tar.gz", tmp_path / "data")
+    with own_cluster.serve(tmp_path / "served") as base:
+        own_cluster.apply(
+            {
+                "apiVersion": "kubearts.io/v1alpha1",
+                "kind": "Dataset",
+                "metadata": {"name": "digits"},
+                "spec": {
+                    "source": {"uri": f"{base}/digits.tar.gz"},
+                    "versions": [{"name": "v1", "trainRatio": 0.8}],
+                },
+            },
+            WORK,
+        )
+        own_cluster.apply(
+            {
+                "apiVersion": "kubearts.io/v1alpha1",
+                "kind": "Subscription",
+                "metadata": {"name": "resnet"},
+                "spec": {"gallery": "default", "algorithm": "resnet_v1_50", "version": "latest"},
+            },
+            WORK,
+        )
+        own_cluster.wait_condition("kasub", "resnet", "-n", WORK, type="Ready", timeout=120)
+        own_cluster.wait_condition(
+            "kads", "digits", "-n", WORK, type="Ready", timeout=READY_TIMEOUT
+        )
+    log = own_cluster.kubectl("logs", operator["metadata"]["name"], "-n", RELEASE_NAMESPACE).stdout
+    assert "forbidden" not in log.lower(), [
+        line for line in log.splitlines() if "forbidden" in line.lower()
+    ][:5]
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace"),
+    [
+        pytest.param("create", "configmaps", "kube-system", id="write-configmaps-kube-system"),
+        pytest.param("update", "configmaps", "kube-system", id="update-configmaps-kube-system"),
+        pytest.param("get", "secrets", "kube-system", id="read-secrets-kube-system"),
+        pytest.param("list", "secrets", WORK, id="list-secrets"),
+        pytest.param("create", "pods", WORK, id="create-pods"),
+        pytest.param("create", "deployments", WORK, id="create-deployments"),
+        pytest.param("delete", "datasets.kubearts.io", WORK, id="delete-datasets"),
+    ],
+)
+def test_the_service_account_may_not(
+    own_cluster: Kube, operator: dict[str, Any], verb: str, resource: str, namespace: str
+) -> None:
+    who = f"system:serviceaccount:{RELEASE_NAMESPACE}:{operator['spec']['serviceAccountName']}"
+    answer = own_cluster.kubectl(
+        "auth", "can-i", verb, resource, "-n", namespace, f"--as={who}", check=False
+    )
+    assert answer.stdout.strip() == "no", answer.stdout + answer.stderr
