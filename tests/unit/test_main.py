@@ -61,17 +61,24 @@ def test_handlers_watch_only_kubearts_resources() -> None:
     assert {h.selector.group for h in changing_handlers()} == {"kubearts.io"}
 
 
-def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
-    # A finalizer makes deleting an object wait for the operator. Subscriptions need one for
-    # their resync timer; Datasets only for deleting stored files (deletePolicy: Delete).
+def test_only_kinds_that_clean_up_carry_a_finalizer() -> None:
+    # A finalizer makes deleting an object wait for the operator. Datasets need one for
+    # deleting stored files (deletePolicy: Delete); Subscriptions have no timer or deletion
+    # handler, so none.
     needing = {h.selector.any_name for h in changing_handlers() if h.requires_finalizer}
     needing |= {
         h.selector.any_name
         for h in kopf.get_default_registry()._spawning.get_all_handlers()
         if h.requires_finalizer
     }
-    assert SUBSCRIPTION.plural in needing
-    assert needing <= {SUBSCRIPTION.plural, DATASET.plural}
+    assert SUBSCRIPTION.plural not in needing
+    assert needing <= {DATASET.plural}
+
+
+def test_no_timer_or_daemon_runs_per_subscription() -> None:
+    # Work per object on a clock grows with the cluster; galleries wake their subscribers.
+    spawning = kopf.get_default_registry()._spawning.get_all_handlers()
+    assert SUBSCRIPTION.plural not in {h.selector.any_name for h in spawning}
 
 
 NOT_IMPLEMENTED = [MODEL_CONVERSION, MODEL, INFERENCE_SERVICE]
