@@ -291,6 +291,19 @@ def test_configmaps_of_other_namespaces_are_not_indexed() -> None:
     assert list(indexed) == ["lab"]
 
 
+def test_what_the_index_holds_is_a_readable_gallery() -> None:
+    indexed = galleries.gallery_configmaps(
+        namespace=NAMESPACE,
+        name="gallery-lab",
+        labels={GALLERY_LABEL: "lab"},
+        body=kopf.Body(configmap("1.0.0")),
+        memo=kopf.Memo(),
+    )
+    assert indexed is not None
+    _, found = galleries.read_gallery("lab", {"lab": list(indexed.values())}, kopf.Memo())
+    assert list(found.algorithms) == ["net"]
+
+
 def test_a_changed_remote_index_wakes_the_subscribers_of_its_gallery(
     woken: list[tuple[str, str, str]],
 ) -> None:

@@ -229,8 +229,9 @@ def gallery_configmaps(
     """Gallery ConfigMaps of the operator namespace by gallery name (name and data only)."""
     if namespace != common.operator_config(memo).namespace:
         return None
-    data = body.get("data") or {}
-    return {str(labels[GALLERY_LABEL]): {"metadata": {"name": name}, "data": dict(data)}}
+    gallery = str(labels[GALLERY_LABEL])
+    metadata = {"name": name, "labels": {GALLERY_LABEL: gallery}}
+    return {gallery: {"metadata": metadata, "data": dict(body.get("data") or {})}}
 
 
 @kopf.index(GROUP, VERSION, SUBSCRIPTIONS)
@@ -353,8 +354,11 @@ async def _refresh_forever(
 
 @kopf.on.startup()
 async def galleries_start_refresh(memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
-    """Start the one task that refreshes remote indexes every
-    ``KUBEARTS_GALLERY_RESYNC_SECONDS`` (the indexes are live views kopf keeps current)."""
+    """Make the operator's :class:`Galleries` and start the one task that refreshes remote
+    indexes every ``KUBEARTS_GALLERY_RESYNC_SECONDS`` (the indexes are live views kopf keeps
+    current). Made here, before any object is seen, because kopf gives each object a shallow
+    copy of this memo: all of them then share the one instance."""
+    galleries(memo)
     memo[MEMO_REFRESH_TASK_KEY] = asyncio.create_task(
         _refresh_forever(memo, configmap_index(kwargs), subscriber_index(kwargs), logger)
     )
