@@ -39,6 +39,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, cast
 
 import kopf
@@ -87,6 +88,8 @@ MEMO_GALLERIES_KEY: Final = "galleries"
 MEMO_REFRESH_TASK_KEY: Final = "galleries_refresh"
 #: Seconds to wait for a remote index server to connect and for each read.
 FETCH_TIMEOUT_SECONDS: Final = 10.0
+#: Subscriptions woken at once when their gallery changes.
+WAKE_CONCURRENCY: Final = 8
 #: At most this many problems of one gallery ConfigMap are logged per change.
 MAX_LOGGED_PROBLEMS: Final = 10
 
@@ -249,17 +252,24 @@ def wake_subscribers(
     gallery: str, revision: str, subscribers: SubscriberIndex, logger: kopf.Logger
 ) -> int:
     """Set the revision annotation on every Subscription of ``gallery``, so kopf runs its
-    update handler; the number woken. A failure is logged and skipped: the next change of
-    the gallery, or of the Subscription, evaluates it again."""
-    woken = 0
+    update handler; the number woken. A few patches run at once (each waits mostly on the
+    API server). A failure is logged and skipped: the next change of the gallery, or of the
+    Subscription, evaluates it again."""
     change = {"metadata": {"annotations": {GALLERY_REVISION_ANNOTATION: revision}}}
-    for namespace, name in list(subscribers.get(gallery, ())):
+
+    def wake(target: tuple[str, str]) -> bool:
+        namespace, name = target
         try:
-            if k8s.patch_custom_object(SUBSCRIPTIONS, namespace, name, change) is not None:
-                woken += 1
+            return k8s.patch_custom_object(SUBSCRIPTIONS, namespace, name, change) is not None
         except (k8s.ApiException, kopf.TemporaryError, kopf.PermanentError) as exc:
             logger.warning("Cannot wake Subscription %s/%s: %s", namespace, name, exc)
-    return woken
+            return False
+
+    targets = list(subscribers.get(gallery, ()))
+    if len(targets) <= 1:
+        return sum(wake(target) for target in targets)
+    with ThreadPoolExecutor(WAKE_CONCURRENCY, thread_name_prefix="gallery-wake") as pool:
+        return sum(pool.map(wake, targets))
 
 
 def _log_problems(gallery: Gallery, configmap: str | None, logger: kopf.Logger) -> None:
