@@ -130,11 +130,10 @@ class Config:
     "defaultFlavor": name}``, every key optional. When set it is the complete table: a
     pool left out is not offered by this cluster."""
     gallery_resync_seconds: float = 30.0
-    """KUBEARTS_GALLERY_RESYNC_SECONDS: how often every Subscription is compared with its
-    gallery, so that new versions (``UpdateAvailable``) and removed entries show up without
-    editing the Subscription. Edits of gallery ConfigMaps are noticed at once through their
-    watch; this timer is the safety net and the only way remote indexes are re-read. At
-    least 1; read when the handlers are registered, so a change needs a restart."""
+    """KUBEARTS_GALLERY_RESYNC_SECONDS: how often remote gallery indexes (``index.<name>.url``
+    keys) are fetched again, with a conditional request, by one task for the whole operator;
+    a changed index wakes the Subscriptions of its gallery. Edits of gallery ConfigMaps are
+    seen at once through their watch, whatever this says. At least 1."""
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

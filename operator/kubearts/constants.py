@@ -194,3 +194,35 @@ PHASE_FAILED: Final = "Failed"
 PHASE_DOWNLOADING: Final = "Downloading"
 PHASE_VERIFYING: Final = "Verifying"
 PHASE_PUBLISHING: Final = "Publishing"
+
+# --- Galleries and Subscriptions -------------------------------------------------------------
+
+#: The gallery a Subscription (or a ``gallery://`` data source) uses when it names none.
+DEFAULT_GALLERY: Final = "default"
+#: ``spec.version`` meaning "the newest version without a pre-release tag".
+LATEST_VERSION: Final = "latest"
+#: Data set formats, as Dataset ``spec.format`` and gallery contracts spell them.
+DATASET_FORMATS: Final[tuple[str, ...]] = ("ImageFolder", "Manifest")
+#: On Subscriptions: the revision of the gallery they were last woken for. The operator sets
+#: it when a gallery changes, which makes kopf run the Subscription's update handler (kept
+#: out of the ``kubearts.io/`` prefix, whose annotations kopf leaves out of its diffs).
+GALLERY_REVISION_ANNOTATION: Final = f"gallery.{GROUP}/revision"
+COND_SYNCED: Final = "Synced"
+"""Subscription: the pin matches the gallery as it is now."""
+COND_UPDATE_AVAILABLE: Final = "UpdateAvailable"
+"""Subscription: the gallery offers a version newer than the pin."""
+REASON_RESOLVED: Final = "Resolved"
+"""Synced/Ready: the pin matches the gallery."""
+REASON_PINNED: Final = "Pinned"
+"""Ready: usable from the pinned data although the gallery no longer matches it."""
+REASON_GALLERY_UNAVAILABLE: Final = "GalleryUnavailable"
+REASON_ALGORITHM_NOT_FOUND: Final = "AlgorithmNotFound"
+REASON_ALGORITHM_INVALID: Final = "AlgorithmInvalid"
+REASON_VERSION_NOT_FOUND: Final = "VersionNotFound"
+REASON_VERSION_INVALID: Final = "VersionInvalid"
+REASON_ALGORITHM_REMOVED: Final = "AlgorithmRemoved"
+REASON_VERSION_REMOVED: Final = "VersionRemoved"
+REASON_VERSION_CHANGED: Final = "VersionChanged"
+REASON_UPDATE_AVAILABLE: Final = "UpdateAvailable"
+REASON_UP_TO_DATE: Final = "UpToDate"
+REASON_NOT_RESOLVED: Final = "NotResolved"

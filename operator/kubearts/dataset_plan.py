@@ -18,14 +18,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
-from kubearts.builders.dataset_jobs import (
-    STEP_INGEST,
-    STEP_PUBLISH,
-    DatasetPlan,
-    Format,
-    ResolvedSource,
-    VersionPlan,
-)
 from kubearts.conditions import ConditionUpdate, rfc3339
 from kubearts.constants import (
     COND_DOWNLOADED,
@@ -55,6 +47,14 @@ from kubearts.constants import (
     STEP_LABEL,
     TRUE,
     UNKNOWN,
+)
+from kubearts.dataset_spec import (
+    STEP_INGEST,
+    STEP_PUBLISH,
+    DatasetPlan,
+    Format,
+    ResolvedSource,
+    VersionPlan,
 )
 from kubearts.dataset_status import (
     EXIT_REASONS,

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
-from kubearts.builders.dataset_jobs import DatasetPlan, VersionPlan
 from kubearts.conditions import ConditionUpdate, rfc3339
 from kubearts.constants import (
     COND_DOWNLOADED,
@@ -32,6 +31,7 @@ from kubearts.constants import (
     REASON_VERSION_IMMUTABLE,
     TRUE,
 )
+from kubearts.dataset_spec import DatasetPlan, VersionPlan
 from kubearts.workloads import progress_event
 
 __all__ = [

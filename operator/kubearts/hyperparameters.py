@@ -27,13 +27,13 @@ Value rules (decided here once, so every caller behaves the same):
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NotRequired, TypedDict, TypeGuard, cast, get_args
+
+from kubearts.messages import closest, show
 
 __all__ = [
     "HYPERPARAMETER_TYPES",
@@ -139,14 +139,6 @@ class SchemaProblem:
 # --- showing values --------------------------------------------------------------------------
 
 
-def _show(value: object) -> str:
-    """A value as the user would write it in YAML/JSON: ``true``, ``null``, ``"0.01"``."""
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 def _number(value: int | float) -> str:
     # 1.0 prints as "1" so ranges read naturally ("from 1 to 1024"), 0.01 stays "0.01".
     if isinstance(value, float) and value.is_integer():
@@ -183,7 +175,7 @@ def describe_allowed(param: Hyperparameter) -> str:
     if kind == "bool":
         return "true or false"
     if kind == "enum":
-        return "one of " + ", ".join(_show(c) for c in param.get("choices", []))
+        return "one of " + ", ".join(show(c) for c in param.get("choices", []))
     return "a string"
 
 
@@ -224,18 +216,18 @@ def _check_value(param: Hyperparameter, value: object) -> tuple[ProblemCode, str
     if kind in ("int", "float"):
         if not _is_number(value):
             hint = _quoted_hint(value, kind) if isinstance(value, str) else ""
-            return "WrongType", f"expected {allowed}, got {_type_name(value)} {_show(value)}{hint}"
+            return "WrongType", f"expected {allowed}, got {_type_name(value)} {show(value)}{hint}"
         if isinstance(value, float) and not math.isfinite(value):
-            return "OutOfRange", f"expected {allowed}, got {_show(value)} (not a finite number)"
+            return "OutOfRange", f"expected {allowed}, got {show(value)} (not a finite number)"
         if kind == "int" and isinstance(value, float) and not value.is_integer():
-            return "WrongType", f"expected {allowed}, got the fraction {_show(value)}"
+            return "WrongType", f"expected {allowed}, got the fraction {show(value)}"
         if not _in_range(param, value):
             return "OutOfRange", f"expected {allowed}, got {_number(value)}"
         return None
     if kind == "bool":
         if not isinstance(value, bool):
             hint = _quoted_hint(value, kind) if isinstance(value, str) else ""
-            return "WrongType", f"expected {allowed}, got {_type_name(value)} {_show(value)}{hint}"
+            return "WrongType", f"expected {allowed}, got {_type_name(value)} {show(value)}{hint}"
         return None
     if kind == "enum":
         if _choice_index(param, value) is not None:
@@ -245,12 +237,12 @@ def _check_value(param: Hyperparameter, value: object) -> tuple[ProblemCode, str
             hint = _quoted_hint(value, kind) if _numeric_choices(param) else ""
             if not hint:
                 names = [c for c in param.get("choices", []) if isinstance(c, str)]
-                close = _closest(value, names)
-                hint = f"; did you mean {_show(close)}?" if close else ""
-        return "NotAChoice", f"expected {allowed}, got {_show(value)}{hint}"
+                close = closest(value, names)
+                hint = f"; did you mean {show(close)}?" if close else ""
+        return "NotAChoice", f"expected {allowed}, got {show(value)}{hint}"
     # string
     if not isinstance(value, str):
-        return "WrongType", f"expected a string, got {_type_name(value)} {_show(value)}; quote it"
+        return "WrongType", f"expected a string, got {_type_name(value)} {show(value)}; quote it"
     return None
 
 
@@ -288,23 +280,6 @@ def _numeric_choices(param: Hyperparameter) -> bool:
     return any(_is_number(c) for c in param.get("choices", []))
 
 
-def _closest(word: str, candidates: Sequence[str]) -> str | None:
-    # Case-insensitive first ("Adam" → "adam"), then abbreviations by initials ("lr" →
-    # "learning_rate"), unambiguous prefixes ("epoch" → "epochs"), then difflib's similarity.
-    lowered = word.lower()
-    for candidate in candidates:
-        if candidate.lower() == lowered:
-            return candidate
-    initials = [c for c in candidates if "".join(p[:1] for p in c.lower().split("_")) == lowered]
-    if len(initials) == 1:
-        return initials[0]
-    prefixed = [c for c in candidates if len(lowered) >= 2 and c.lower().startswith(lowered)]
-    if len(prefixed) == 1:
-        return prefixed[0]
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 # --- public checks ---------------------------------------------------------------------------
 
 
@@ -323,7 +298,7 @@ def validate_hyperparameters(
         param = by_name.get(name)
         if param is None:
             known = sorted(by_name)
-            close = _closest(name, known)
+            close = closest(name, known)
             suggestion = f"did you mean {close!r}? " if close else ""
             accepted = ", ".join(known) if known else "none"
             problems.append(
@@ -429,24 +404,24 @@ def _parse_one(
         problems.append(SchemaProblem(f"{at}.{field}", message))
 
     for key in sorted(set(raw) - _KNOWN_KEYS):
-        close = _closest(key, sorted(_KNOWN_KEYS))
+        close = closest(key, sorted(_KNOWN_KEYS))
         problem(key, "unknown field" + (f"; did you mean {close!r}?" if close else ""))
 
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        problem("name", f"must be an identifier (letters, digits, _), got {_show(name)}")
+        problem("name", f"must be an identifier (letters, digits, _), got {show(name)}")
         name = None
     kind = raw.get("type")
     if kind not in HYPERPARAMETER_TYPES:
-        problem("type", f"must be one of {', '.join(HYPERPARAMETER_TYPES)}, got {_show(kind)}")
+        problem("type", f"must be one of {', '.join(HYPERPARAMETER_TYPES)}, got {show(kind)}")
         kind = None
     description = raw.get("description", "")
     if not isinstance(description, str):
-        problem("description", f"must be a string, got {_show(description)}")
+        problem("description", f"must be a string, got {show(description)}")
         description = ""
     required = raw.get("required", False)
     if not isinstance(required, bool):
-        problem("required", f"must be true or false, got {_show(required)}")
+        problem("required", f"must be true or false, got {show(required)}")
         required = False
     if name is None or kind is None:
         return None, problems
@@ -478,9 +453,9 @@ def _parse_bounds(raw: Mapping[str, object], param: Hyperparameter, problem: _Re
         if not numeric:
             problem(bound, f"applies only to int and float parameters, not {kind}")
         elif not _is_number(value) or not math.isfinite(value):
-            problem(bound, f"must be a finite number, got {_show(value)}")
+            problem(bound, f"must be a finite number, got {show(value)}")
         elif kind == "int" and isinstance(value, float) and not value.is_integer():
-            problem(bound, f"must be an integer for an int parameter, got {_show(value)}")
+            problem(bound, f"must be an integer for an int parameter, got {show(value)}")
         else:
             param[bound] = value
     for flag in ("exclusiveMinimum", "exclusiveMaximum"):
@@ -489,7 +464,7 @@ def _parse_bounds(raw: Mapping[str, object], param: Hyperparameter, problem: _Re
         value = raw[flag]
         bound = "minimum" if flag == "exclusiveMinimum" else "maximum"
         if not isinstance(value, bool):
-            problem(flag, f"must be true or false, got {_show(value)}")
+            problem(flag, f"must be true or false, got {show(value)}")
         elif bound not in raw:
             problem(flag, f"needs {bound} to be set")
         else:
@@ -512,7 +487,7 @@ def _parse_choices(raw: Mapping[str, object], param: Hyperparameter, problem: _R
             unique: list[Scalar] = []
             for choice in cast(list[Scalar], choices):
                 if any(_same_kind(choice, u) and choice == u for u in unique):
-                    problem("choices", f"{_show(choice)} is listed twice")
+                    problem("choices", f"{show(choice)} is listed twice")
                 else:
                     unique.append(choice)
             param["choices"] = unique
@@ -550,14 +525,14 @@ def parse_schema(raw: object) -> tuple[list[Hyperparameter], list[SchemaProblem]
     if raw is None:
         return [], []
     if not isinstance(raw, list):
-        return [], [SchemaProblem("", f"must be a list of parameters, got {_show(raw)}")]
+        return [], [SchemaProblem("", f"must be a list of parameters, got {show(raw)}")]
     params: list[Hyperparameter] = []
     problems: list[SchemaProblem] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
         at = f"[{index}]"
         if not isinstance(item, Mapping):
-            problems.append(SchemaProblem(at, f"must be a mapping, got {_show(item)}"))
+            problems.append(SchemaProblem(at, f"must be a mapping, got {show(item)}"))
             continue
         param, found = _parse_one(cast(Mapping[str, object], item), at)
         problems.extend(found)

@@ -43,6 +43,7 @@ __all__ = [
     "list_objects",
     "list_pods",
     "patch",
+    "patch_custom_object",
     "patch_custom_status",
     "read_pod_log",
     "use_client",
@@ -418,3 +419,29 @@ def patch_custom_status(
         if exc.status == 404:
             return None
         raise _translate(exc, f"patching the status of {plural} {namespace}/{name}") from exc
+
+
+def patch_custom_object(
+    plural: str, namespace: str, name: str, changes: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """JSON-merge-patch a kubearts.io object (e.g. its annotations); None when absent.
+
+    For code outside the object's own handlers; never for ``spec``, which belongs to users.
+    """
+    try:
+        return _as_object(
+            _call(
+                _custom_api().patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                dict(changes),
+                _content_type=_MERGE_PATCH,
+            )
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _translate(exc, f"patching {plural} {namespace}/{name}") from exc

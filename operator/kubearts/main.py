@@ -28,6 +28,7 @@ from kubearts.constants import (
 from kubearts.handlers import (  # noqa: F401
     common,
     datasets,
+    galleries,
     inferenceservices,
     modelconversions,
     models,

@@ -1,5 +1,6 @@
-"""Subscriptions on a real control plane: subscribing to a gallery algorithm pins it, and
-gallery edits show up in status without ever moving the pin.
+"""Subscriptions on a real control plane: subscribing to a gallery algorithm pins it,
+gallery edits show up in status without ever moving the pin, and a gallery edit reaches
+exactly the Subscriptions of that gallery (no timer per Subscription).
 
 Each test gets a gallery of its own: the chart's default gallery
 (charts/kubearts/files/gallery/default.yaml) copied into a ConfigMap in the operator
@@ -24,6 +25,8 @@ from kopf.testing import KopfRunner
 
 from clusterkit import Kube, wait_for
 from kubearts import gallery as g
+from kubearts import subscription_plan
+from kubearts.constants import FINALIZER, GALLERY_LABEL, GALLERY_REVISION_ANNOTATION
 
 pytestmark = pytest.mark.cluster
 
@@ -83,7 +86,7 @@ class Gallery:
             "metadata": {
                 "name": self.configmap,
                 "namespace": OPERATOR_NAMESPACE,
-                "labels": {g.GALLERY_LABEL: self.name},
+                "labels": {GALLERY_LABEL: self.name},
             },
             "data": self.data,
         }
@@ -175,7 +178,7 @@ def wait_ready(kube: Kube, namespace: str, name: str, reason: str = "Resolved") 
 
 def pin(obj: dict[str, Any]) -> dict[str, Any]:
     status = obj["status"]
-    return {key: status[key] for key in g.PIN_FIELDS if key in status}
+    return {key: status[key] for key in subscription_plan.PIN_FIELDS if key in status}
 
 
 # --- Resolving -------------------------------------------------------------------------------
@@ -378,6 +381,47 @@ def test_removing_the_gallery_entry_keeps_the_pinned_data(
     ready = conditions(after)["Ready"]
     assert (ready["status"], ready["reason"]) == ("True", "Pinned")
     assert after["status"]["phase"] == "Ready"
+
+
+# --- Gallery changes reach exactly their Subscriptions ---------------------------------------
+
+
+@pytest.fixture
+def other_gallery(kube: Kube, kubearts_operator: KopfRunner) -> Iterator[Gallery]:
+    """A second published gallery, to check what an edit of the first one leaves alone."""
+    made = Gallery(kube, f"t-{uuid.uuid4().hex[:10]}", default_gallery_data())
+    made.publish()
+    yield made
+    made.delete()
+
+
+def test_a_gallery_edit_re_evaluates_only_its_subscribers(
+    kube: Kube, namespace: str, gallery: Gallery, other_gallery: Gallery
+) -> None:
+    mine = subscribe(kube, namespace, gallery.name, RESNET, "latest", name="mine")
+    theirs = subscribe(kube, namespace, other_gallery.name, RESNET, "latest", name="theirs")
+    wait_ready(kube, namespace, mine)
+    untouched = wait_ready(kube, namespace, theirs)
+
+    gallery.data[RESNET_KEY] = with_new_version(gallery.data[RESNET_KEY], "9.0.0")
+    gallery.publish()
+
+    kube.wait_condition("kasub", mine, "-n", namespace, type="UpdateAvailable", timeout=TIMEOUT_S)
+    woken = get_subscription(kube, namespace, mine)
+    assert GALLERY_REVISION_ANNOTATION in woken["metadata"].get("annotations", {})
+    after = get_subscription(kube, namespace, theirs)
+    # The other gallery's Subscription was neither woken nor re-evaluated.
+    assert GALLERY_REVISION_ANNOTATION not in after["metadata"].get("annotations", {})
+    assert after["status"] == untouched["status"]
+
+
+def test_subscriptions_carry_no_finalizer_since_nothing_runs_per_object_on_a_timer(
+    kube: Kube, namespace: str, gallery: Gallery
+) -> None:
+    # kopf puts its finalizer on every object that has a timer or daemon, to stop it first.
+    name = subscribe(kube, namespace, gallery.name, RESNET, "latest")
+    obj = wait_ready(kube, namespace, name)
+    assert FINALIZER not in (obj["metadata"].get("finalizers") or [])
 
 
 # --- kubectl ---------------------------------------------------------------------------------

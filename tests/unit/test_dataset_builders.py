@@ -1,5 +1,5 @@
-"""kubearts.storage and kubearts.builders.dataset_jobs: storage URIs, the checked plan of a
-Dataset spec, and the Jobs and claim built from it."""
+"""kubearts.storage, kubearts.dataset_spec and kubearts.builders.dataset_jobs: storage
+URIs, the checked plan of a Dataset spec, and the Jobs and claim built from it."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ from typing import Any
 import pytest
 
 from kubearts.builders.dataset_jobs import (
-    DEFAULT_MAX_FILES,
-    ResolvedSource,
-    SpecError,
     cleanup_job,
-    gallery_reference,
     ingest_job,
-    plan_dataset,
     publish_job,
     source_url_secret,
     workspace_claim,
 )
 from kubearts.builders.placement import build_placement
 from kubearts.config import DEFAULT_POOLS, PoolConfig
+from kubearts.dataset_spec import (
+    DEFAULT_MAX_FILES,
+    ResolvedSource,
+    SpecError,
+    gallery_reference,
+    plan_dataset,
+)
 from kubearts.storage import (
     StorageLocation,
     StorageUriError,

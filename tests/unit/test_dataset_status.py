@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kubearts.builders.dataset_jobs import VersionPlan, plan_dataset
 from kubearts.dataset_plan import Observed, SecretNeed, decide, secret_needs, secret_wait
+from kubearts.dataset_spec import VersionPlan, plan_dataset
 from kubearts.dataset_status import (
     EXIT_REASONS,
     failure_updates,

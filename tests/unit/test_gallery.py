@@ -1,109 +1,28 @@
-"""Specification of the gallery (kubearts.gallery): format, versions, and Subscription pinning.
+"""Specification of the gallery (kubearts.gallery): format, versions, remote indexes.
 
 Gallery ConfigMaps arrive as plain dicts; remote indexes are served by a local http.server.
 """
 
 from __future__ import annotations
 
-import copy
 import http.server
 import json
 import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import pytest
 import yaml
+from gallerykit import algorithm_doc, conditions, configmap, net_gallery, sync, version_doc
 
 from kubearts import gallery as g
+from kubearts.handlers.galleries import urllib_fetch
 from kubearts.hyperparameters import validate_hyperparameters
 
 GALLERY_DIR = Path(__file__).resolve().parents[2] / "charts" / "kubearts" / "files" / "gallery"
-
-
-# --- builders --------------------------------------------------------------------------------
-
-
-def version_doc(number: str, **overrides: object) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "version": number,
-        "image": f"registry.example/trainer:{number}",
-        "entrypoint": {"command": ["python", "-m", "trainer"], "args": ["--model", "net"]},
-        "hyperparameters": [
-            {"name": "epochs", "type": "int", "default": 10, "minimum": 1, "maximum": 100}
-        ],
-        "trainingDevices": ["cpu", "gpu"],
-        "inferenceDevices": ["cpu"],
-        "contract": {"requiresSplitVersion": True, "formats": ["ImageFolder"]},
-        "outputs": [
-            {
-                "format": "saved_model",
-                "path": "saved_model",
-                "inputs": [{"name": "images", "dtype": "float32", "shape": [-1, -1, -1, 3]}],
-                "outputs": [{"name": "logits", "dtype": "float32", "shape": [-1, -1]}],
-            }
-        ],
-    }
-    doc.update(overrides)
-    return doc
-
-
-def algorithm_doc(*versions: dict[str, Any], **overrides: object) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "displayName": "Net",
-        "task": "image_classification",
-        "framework": "TensorFlow-2.x",
-        "versions": list(versions),
-    }
-    doc.update(overrides)
-    return doc
-
-
-def configmap(name: str, data: dict[str, object], gallery: str = "default") -> dict[str, Any]:
-    """A ConfigMap as the API returns it: values are YAML text."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "labels": {g.GALLERY_LABEL: gallery}},
-        "data": {k: v if isinstance(v, str) else yaml.safe_dump(v) for k, v in data.items()},
-    }
-
-
-def net_gallery(*numbers: str, name: str = "net") -> g.Gallery:
-    doc = algorithm_doc(*(version_doc(n) for n in numbers))
-    return g.parse_gallery([configmap("gallery-a", {f"algorithm.{name}.yaml": doc})])
-
-
-def api_roundtrip(status: dict[str, Any]) -> dict[str, Any]:
-    """What reading the status back from the API server gives: JSON, no shared objects."""
-    result: dict[str, Any] = json.loads(json.dumps(status))
-    return result
-
-
-def sync(
-    gallery: g.Gallery | None,
-    spec: dict[str, str],
-    previous: dict[str, Any] | None,
-    generation: int = 1,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """One reconcile of a Subscription, its status as a plain dict."""
-    return dict(g.subscription_status(gallery, spec, previous, generation=generation, now=now))
-
-
-def pin_of(status: dict[str, Any]) -> dict[str, Any]:
-    return {k: status[k] for k in g.PIN_FIELDS if k in status}
-
-
-def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
-
-
-LATEST_SPEC = {"gallery": "default", "algorithm": "net", "version": "latest"}
 
 
 # --- semantic versions -----------------------------------------------------------------------
@@ -458,236 +377,6 @@ def test_default_gallery_offers_the_flowers_dataset() -> None:
     assert flowers["samples"] == 3670
 
 
-# --- subscriptions: resolving and pinning ----------------------------------------------------
-
-
-def test_latest_pins_the_newest_version() -> None:
-    status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, None)
-    assert status["resolvedVersion"] == "1.1.0"
-    assert status["requestedVersion"] == "latest"
-    assert status["image"] == "registry.example/trainer:1.1.0"
-    assert status["hyperparameters"][0]["name"] == "epochs"
-    assert status["availableVersions"] == []
-    assert conditions(status) == {
-        "Ready": ("True", "Resolved"),
-        "Synced": ("True", "Resolved"),
-        "UpdateAvailable": ("False", "UpToDate"),
-    }
-
-
-def test_an_exact_older_version_reports_the_newer_ones() -> None:
-    spec = {**LATEST_SPEC, "version": "1.0.0"}
-    status = sync(net_gallery("1.0.0", "1.1.0", "1.2.0"), spec, None)
-    assert status["resolvedVersion"] == "1.0.0"
-    assert status["availableVersions"] == ["1.1.0", "1.2.0"]
-    assert status["latestVersion"] == "1.2.0"
-    assert conditions(status)["UpdateAvailable"] == ("True", "UpdateAvailable")
-
-
-def test_a_new_gallery_version_does_not_move_a_latest_pin() -> None:
-    first = api_roundtrip(sync(net_gallery("1.0.0"), LATEST_SPEC, None))
-    status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, first)
-    assert pin_of(status) == pin_of(first)
-    assert status["resolvedVersion"] == "1.0.0"
-    assert status["availableVersions"] == ["1.1.0"]
-    assert conditions(status) == {
-        "Ready": ("True", "Resolved"),
-        "Synced": ("True", "Resolved"),
-        "UpdateAvailable": ("True", "UpdateAvailable"),
-    }
-    message = next(c for c in status["conditions"] if c["type"] == "UpdateAvailable")["message"]
-    assert "1.1.0" in message
-    assert "spec.version" in message
-
-
-def test_editing_spec_version_moves_the_pin() -> None:
-    gallery = net_gallery("1.0.0", "1.1.0")
-    first = api_roundtrip(sync(net_gallery("1.0.0"), LATEST_SPEC, None))
-    status = sync(gallery, {**LATEST_SPEC, "version": "1.1.0"}, first)
-    assert (status["resolvedVersion"], status["requestedVersion"]) == ("1.1.0", "1.1.0")
-    assert conditions(status)["UpdateAvailable"] == ("False", "UpToDate")
-
-
-def test_editing_spec_version_back_to_latest_repins_the_newest() -> None:
-    spec = {**LATEST_SPEC, "version": "1.0.0"}
-    first = api_roundtrip(sync(net_gallery("1.0.0", "1.1.0"), spec, None))
-    status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, first)
-    assert (status["resolvedVersion"], status["requestedVersion"]) == ("1.1.0", "latest")
-
-
-def test_spec_version_defaults_to_latest() -> None:
-    status = sync(net_gallery("1.0.0", "1.1.0"), {"algorithm": "net"}, None)
-    assert (status["gallery"], status["requestedVersion"], status["resolvedVersion"]) == (
-        "default",
-        "latest",
-        "1.1.0",
-    )
-
-
-@pytest.mark.parametrize(
-    ("spec", "reason", "message"),
-    [
-        pytest.param(
-            {"algorithm": "nett"},
-            "AlgorithmNotFound",
-            "algorithm 'nett' is not in gallery 'default'; did you mean 'net'? available: net",
-            id="unknown-algorithm",
-        ),
-        pytest.param(
-            {"algorithm": "net", "version": "9.0.0"},
-            "VersionNotFound",
-            "available: 1.0.0, 1.1.0 (or 'latest')",
-            id="unknown-version",
-        ),
-        pytest.param(
-            {"algorithm": ""}, "InvalidSpec", "spec.algorithm is empty", id="empty-algorithm"
-        ),
-    ],
-)
-def test_unresolvable_spec_is_not_ready(spec: dict[str, str], reason: str, message: str) -> None:
-    status = sync(net_gallery("1.0.0", "1.1.0"), spec, None)
-    assert conditions(status)["Ready"] == ("False", reason)
-    assert conditions(status)["Synced"] == ("False", reason)
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert message in ready["message"]
-    assert "resolvedVersion" not in status
-
-
-def test_unknown_version_still_lists_the_versions_that_exist() -> None:
-    status = sync(net_gallery("1.0.0", "1.1.0"), {"algorithm": "net", "version": "2.0.0"}, None)
-    assert status["availableVersions"] == ["1.0.0", "1.1.0"]
-
-
-def test_requesting_a_broken_version_says_it_is_invalid() -> None:
-    doc = algorithm_doc(version_doc("1.0.0"), version_doc("1.1.0", image=""))
-    gallery = g.parse_gallery([configmap("gallery-a", {"algorithm.net.yaml": doc})])
-    status = sync(gallery, {"algorithm": "net", "version": "1.1.0"}, None)
-    assert conditions(status)["Ready"] == ("False", "VersionInvalid")
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert "versions[1].image" in ready["message"]
-
-
-def test_requesting_a_broken_algorithm_says_it_is_invalid() -> None:
-    gallery = g.parse_gallery([configmap("gallery-a", {"algorithm.net.yaml": "task: [\n"})])
-    status = sync(gallery, {"algorithm": "net"}, None)
-    assert conditions(status)["Ready"] == ("False", "AlgorithmInvalid")
-
-
-def test_unreadable_gallery_without_pin_is_retryable() -> None:
-    status = sync(None, LATEST_SPEC, None)
-    ready = conditions(status)["Ready"]
-    assert ready == ("False", "GalleryUnavailable")
-    assert ready[1] in g.RETRYABLE_REASONS
-
-
-def test_a_failed_edit_keeps_the_old_pin_but_is_not_ready() -> None:
-    first = api_roundtrip(sync(net_gallery("1.0.0"), LATEST_SPEC, None))
-    status = sync(net_gallery("1.0.0"), {**LATEST_SPEC, "version": "3.0.0"}, first)
-    assert pin_of(status) == pin_of(first)
-    assert conditions(status)["Ready"] == ("False", "VersionNotFound")
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert "still pinned net 1.0.0" in ready["message"]
-
-
-# --- subscriptions: the gallery changes under a pin ------------------------------------------
-
-
-@pytest.fixture
-def pinned() -> dict[str, Any]:
-    """A subscription pinned to net 1.1.0 via latest, as read back from the API server."""
-    status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, None)
-    return api_roundtrip(dict(status))
-
-
-@pytest.mark.parametrize(
-    ("gallery", "synced_reason"),
-    [
-        pytest.param(
-            net_gallery("1.0.0", "1.1.0", name="other"), "AlgorithmRemoved", id="algorithm-removed"
-        ),
-        pytest.param(net_gallery("1.0.0"), "VersionRemoved", id="version-removed"),
-        pytest.param(None, "GalleryUnavailable", id="gallery-unreadable"),
-        pytest.param(
-            g.parse_gallery([], name="default"), "GalleryUnavailable", id="gallery-deleted"
-        ),
-        pytest.param(
-            g.parse_gallery(
-                [
-                    configmap(
-                        "gallery-a",
-                        {
-                            "algorithm.net.yaml": algorithm_doc(
-                                version_doc("1.0.0"), version_doc("1.1.0", image="evil:latest")
-                            )
-                        },
-                    )
-                ]
-            ),
-            "VersionChanged",
-            id="published-version-edited",
-        ),
-    ],
-)
-def test_gallery_changes_never_touch_the_pin(
-    pinned: dict[str, Any], gallery: g.Gallery | None, synced_reason: str
-) -> None:
-    status = sync(gallery, LATEST_SPEC, pinned)
-    assert pin_of(status) == pin_of(pinned)
-    assert conditions(status)["Synced"] == ("False", synced_reason)
-    assert conditions(status)["Ready"] == ("True", "Pinned")
-
-
-def test_an_unchanged_gallery_keeps_the_subscription_in_sync(pinned: dict[str, Any]) -> None:
-    status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, pinned)
-    assert pin_of(status) == pin_of(pinned)
-    assert conditions(status)["Synced"] == ("True", "Resolved")
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param(LATEST_SPEC, id="resolved"),
-        pytest.param({**LATEST_SPEC, "version": "1.0.0"}, id="update-available"),
-        pytest.param({**LATEST_SPEC, "algorithm": "nett"}, id="algorithm-not-found"),
-        pytest.param({**LATEST_SPEC, "version": "9.0.0"}, id="version-not-found"),
-    ],
-)
-def test_a_resync_against_the_same_gallery_changes_nothing(spec: dict[str, str]) -> None:
-    """Re-syncing on a timer must not rewrite the status (no churn, no new messages)."""
-    gallery = net_gallery("1.0.0", "1.1.0")
-    first = api_roundtrip(sync(gallery, spec, None, now=datetime(2025, 1, 1, tzinfo=UTC)))
-    again = api_roundtrip(sync(gallery, spec, first, now=datetime(2025, 1, 2, tzinfo=UTC)))
-    assert again == first
-
-
-def test_removed_algorithm_has_no_updates(pinned: dict[str, Any]) -> None:
-    status = sync(net_gallery("1.0.0", name="other"), LATEST_SPEC, pinned)
-    assert status["availableVersions"] == []
-    assert conditions(status)["UpdateAvailable"] == ("False", "AlgorithmRemoved")
-
-
-def test_unreadable_gallery_keeps_the_last_known_updates(pinned: dict[str, Any]) -> None:
-    previous = {**pinned, "availableVersions": ["1.2.0"]}
-    status = sync(None, LATEST_SPEC, previous)
-    assert status["availableVersions"] == ["1.2.0"]
-    assert conditions(status)["UpdateAvailable"] == ("Unknown", "GalleryUnavailable")
-
-
-def test_the_status_shares_nothing_with_the_gallery() -> None:
-    gallery = net_gallery("1.0.0")
-    before = copy.deepcopy(gallery.algorithms["net"])
-    status = sync(gallery, LATEST_SPEC, None)
-    status["hyperparameters"][0]["default"] = 99
-    status["entrypoint"]["args"].append("--oops")
-    assert gallery.algorithms["net"] == before
-
-
-def test_a_gallery_for_another_name_is_a_programming_error() -> None:
-    gallery = g.parse_gallery([configmap("gallery-a", {}, gallery="team")])
-    with pytest.raises(ValueError, match=re.escape("passed for spec.gallery 'default'")):
-        sync(gallery, LATEST_SPEC, None)
-
-
 # --- remote indexes --------------------------------------------------------------------------
 
 REMOTE_INDEX = {
@@ -704,12 +393,20 @@ REMOTE_INDEX = {
     # The same entry as a local ConfigMap: the ConfigMap wins.
     "algorithm.net.yaml": algorithm_doc(version_doc("9.0.0")),
 }
+ETAG = '"index-v1"'
 
 
 class _IndexHandler(http.server.BaseHTTPRequestHandler):
+    #: (path, status) of every request answered, for tests that count them.
+    answered: ClassVar[list[tuple[str, int]]] = []
+
     def do_GET(self) -> None:
-        if self.path == "/index.yaml":
+        headers = {"Content-Type": "application/yaml"}
+        if self.path == "/index.yaml" and self.headers.get("If-None-Match") == ETAG:
+            body, status = b"", 304
+        elif self.path == "/index.yaml":
             body, status = yaml.safe_dump(REMOTE_INDEX).encode(), 200
+            headers["ETag"] = ETAG
         elif self.path == "/index.json":
             body, status = json.dumps(REMOTE_INDEX).encode(), 200
         elif self.path == "/list.yaml":
@@ -719,8 +416,10 @@ class _IndexHandler(http.server.BaseHTTPRequestHandler):
             body, status = b"{}", 200
         else:
             body, status = b"not here", 404
+        self.answered.append((self.path, status))
         self.send_response(status)
-        self.send_header("Content-Type", "application/yaml")
+        for key, value in headers.items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -740,9 +439,14 @@ def index_server() -> Iterator[str]:
     server.server_close()
 
 
+def fetched(url: str, timeout: float = 5.0) -> g.RemoteIndex:
+    return g.fetch_index(url, urllib_fetch, timeout=timeout)
+
+
 @pytest.mark.parametrize("path", ["/index.yaml", "/index.json"])
-def test_fetch_remote_index_returns_a_configmap_like_document(index_server: str, path: str) -> None:
-    doc = g.fetch_remote_index(index_server + path, timeout=5)
+def test_a_fetched_index_is_a_configmap_like_document(index_server: str, path: str) -> None:
+    doc = fetched(index_server + path).document
+    assert doc is not None
     assert doc["kind"] == "RemoteIndex"
     assert doc["metadata"] == {"name": index_server + path}
     data = doc["data"]
@@ -758,31 +462,64 @@ def test_fetch_remote_index_returns_a_configmap_like_document(index_server: str,
         pytest.param("/slow.yaml", "timed out", id="timeout"),
     ],
 )
-def test_fetch_remote_index_failures_are_explained(
-    index_server: str, path: str, message: str
-) -> None:
-    with pytest.raises(g.GalleryFetchError, match=message):
-        g.fetch_remote_index(index_server + path, timeout=0.2)
+def test_fetch_failures_are_explained(index_server: str, path: str, message: str) -> None:
+    outcome = fetched(index_server + path, timeout=0.2)
+    assert outcome.document is None
+    assert message in outcome.error
 
 
 def test_only_http_urls_are_fetched() -> None:
     with pytest.raises(g.GalleryFetchError, match="only http:// and https://"):
-        g.urllib_fetch("file:///etc/passwd", 1.0)
+        urllib_fetch("file:///etc/passwd", 1.0, g.Validators())
+
+
+def test_a_refresh_is_a_conditional_request(index_server: str) -> None:
+    url = index_server + "/index.yaml"
+    cache = g.RemoteIndexCache(urllib_fetch, 5.0)
+    first = cache.get([url])[url]
+    assert first.validators.etag == ETAG
+    _IndexHandler.answered.clear()
+    assert cache.refresh([url]) == []  # 304 Not Modified: nothing changed
+    assert _IndexHandler.answered == [("/index.yaml", 304)]
+    assert cache.get([url])[url] == first
+
+
+def test_readers_share_one_fetch_per_url() -> None:
+    calls: list[str] = []
+
+    def fetch(url: str, timeout: float, validators: g.Validators) -> g.Response:
+        calls.append(url)
+        return g.Response(b"{}")
+
+    cache = g.RemoteIndexCache(fetch)
+    for _ in range(100):
+        cache.get(["https://index.example/a.yaml"])
+    assert calls == ["https://index.example/a.yaml"]
+
+
+def test_a_refresh_reports_only_indexes_whose_content_changed() -> None:
+    bodies = {"https://a.example/i.yaml": b"{}", "https://b.example/i.yaml": b"{}"}
+
+    def fetch(url: str, timeout: float, validators: g.Validators) -> g.Response:
+        return g.Response(bodies[url])
+
+    cache = g.RemoteIndexCache(fetch)
+    cache.get(bodies)
+    bodies["https://b.example/i.yaml"] = b"algorithm.x.yaml: {}\n"
+    assert cache.refresh(bodies) == ["https://b.example/i.yaml"]
 
 
 def test_load_gallery_merges_remote_indexes_behind_configmaps(index_server: str) -> None:
+    url = index_server + "/index.yaml"
     local = configmap(
         "gallery-a",
-        {
-            "algorithm.net.yaml": algorithm_doc(version_doc("1.0.0")),
-            "index.team.url": index_server + "/index.yaml",
-        },
+        {"algorithm.net.yaml": algorithm_doc(version_doc("1.0.0")), "index.team.url": url},
     )
-    gallery = g.load_gallery([local], name="default", timeout=5)
+    gallery = g.load_gallery([local], name="default", remote={url: fetched(url)})
     assert list(gallery.algorithms) == ["net", "remote_net"]
     assert list(gallery.datasets) == ["digits"]
     assert [v["version"] for v in gallery.algorithms["net"]["versions"]] == ["1.0.0"]
-    assert gallery.sources == ("ConfigMap gallery-a", f"index {index_server}/index.yaml")
+    assert gallery.sources == ("ConfigMap gallery-a", f"index {url}")
     assert gallery.errors == ()
     (warning,) = gallery.problems
     assert "already defined in ConfigMap gallery-a" in warning.message
@@ -794,77 +531,53 @@ def test_an_unreachable_index_leaves_the_rest_usable(index_server: str) -> None:
         "gallery-a",
         {"algorithm.net.yaml": algorithm_doc(version_doc("1.0.0")), "index.team.url": url},
     )
-    gallery = g.load_gallery([local], name="default", timeout=5)
+    gallery = g.load_gallery([local], name="default", remote={url: fetched(url)})
     assert list(gallery.algorithms) == ["net"]
     assert gallery.unreachable == (url,)
     assert [str(p) for p in gallery.errors] == [f"index {url}: HTTP 404 Not Found"]
-    # An algorithm missing while an index is unreachable may just be in that index: retry.
+    # An algorithm missing while an index is unreachable may just be in that index.
     status = sync(gallery, {"algorithm": "remote_net"}, None)
     assert conditions(status)["Ready"] == ("False", "GalleryUnavailable")
+
+
+def test_an_index_not_fetched_yet_is_unreachable() -> None:
+    local = configmap("gallery-a", {"index.team.url": "https://index.example/gallery.yaml"})
+    gallery = g.load_gallery([local])
+    assert gallery.unreachable == ("https://index.example/gallery.yaml",)
+    assert gallery.errors[0].message == "not fetched yet"
 
 
 def test_an_injected_fetcher_is_used_and_its_errors_reported() -> None:
     calls: list[tuple[str, float]] = []
 
-    def fetch(url: str, timeout: float) -> bytes:
+    def fetch(url: str, timeout: float, validators: g.Validators) -> g.Response:
         calls.append((url, timeout))
         raise ConnectionResetError("reset by peer")
 
-    local = configmap("gallery-a", {"index.team.url": "https://index.example/gallery.yaml"})
-    gallery = g.load_gallery([local], fetch=fetch, timeout=3.0)
-    assert calls == [("https://index.example/gallery.yaml", 3.0)]
-    assert gallery.unreachable == ("https://index.example/gallery.yaml",)
+    url = "https://index.example/gallery.yaml"
+    local = configmap("gallery-a", {"index.team.url": url})
+    gallery = g.load_gallery([local], remote=g.RemoteIndexCache(fetch, 3.0).get([url]))
+    assert calls == [(url, 3.0)]
+    assert gallery.unreachable == (url,)
     assert "reset by peer" in gallery.errors[0].message
 
 
 def test_remote_indexes_cannot_declare_more_indexes() -> None:
-    def fetch(url: str, timeout: float) -> bytes:
-        return b"index.more.url: https://elsewhere.example/x.yaml\n"
+    def fetch(url: str, timeout: float, validators: g.Validators) -> g.Response:
+        return g.Response(b"index.more.url: https://elsewhere.example/x.yaml\n")
 
-    local = configmap("gallery-a", {"index.team.url": "https://index.example/gallery.yaml"})
-    gallery = g.load_gallery([local], fetch=fetch)
+    url = "https://index.example/gallery.yaml"
+    local = configmap("gallery-a", {"index.team.url": url})
+    gallery = g.load_gallery([local], remote=g.RemoteIndexCache(fetch).get([url]))
     assert [p.message for p in gallery.errors] == ["remote indexes cannot declare further indexes"]
 
 
-# --- subscriptions: conditions ---------------------------------------------------------------
-
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-T1 = datetime(2025, 1, 2, tzinfo=UTC)
-
-
-def test_status_carries_generation_phase_and_timestamps() -> None:
-    status = sync(net_gallery("1.0.0"), LATEST_SPEC, None, generation=3, now=T0)
-    assert status["observedGeneration"] == 3
-    assert status["phase"] == "Ready"
-    assert {c["lastTransitionTime"] for c in status["conditions"]} == {"2025-01-01T00:00:00Z"}
-    assert {c["observedGeneration"] for c in status["conditions"]} == {3}
-
-
-def test_an_unchanged_condition_keeps_its_transition_time() -> None:
-    first = api_roundtrip(sync(net_gallery("1.0.0"), LATEST_SPEC, None, now=T0))
-    status = sync(net_gallery("1.0.0", "1.1.0"), LATEST_SPEC, first, generation=2, now=T1)
-    times = {c["type"]: c["lastTransitionTime"] for c in status["conditions"]}
-    assert times == {
-        "Ready": "2025-01-01T00:00:00Z",
-        "Synced": "2025-01-01T00:00:00Z",
-        "UpdateAvailable": "2025-01-02T00:00:00Z",  # flipped False -> True
-    }
-
-
-def test_conditions_of_other_types_are_kept() -> None:
-    previous = {"conditions": [{"type": "Custom", "status": "True", "reason": "Set"}]}
-    status = sync(net_gallery("1.0.0"), LATEST_SPEC, previous)
-    assert [c["type"] for c in status["conditions"]] == [
-        "Custom",
-        "Ready",
-        "Synced",
-        "UpdateAvailable",
+def test_index_urls_lists_the_declared_indexes_once() -> None:
+    docs = [
+        configmap("b", {"index.one.url": "https://x.example/i.yaml", "index.bad.url": "ftp://x"}),
+        configmap("a", {"index.two.url": "https://x.example/i.yaml"}),
     ]
-
-
-def test_a_failed_resolution_is_not_ready() -> None:
-    status = sync(net_gallery("1.0.0"), {"algorithm": "missing"}, None)
-    assert status["phase"] == "NotReady"
+    assert g.index_urls(docs) == ["https://x.example/i.yaml"]
 
 
 def test_gallery_selector_lists_the_configmaps_of_one_gallery() -> None:

@@ -63,17 +63,23 @@ def test_handlers_watch_only_kubearts_resources() -> None:
 
 
 def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
-    # A finalizer makes deleting an object wait for the operator. Subscriptions need one for
-    # their resync timer; Datasets for deleting stored files (deletePolicy: Delete) and
-    # while a Job works; TrainingJobs while their run is followed.
+    # A finalizer makes deleting an object wait for the operator. Datasets need one for
+    # deleting stored files (deletePolicy: Delete) and while a Job works; TrainingJobs while
+    # their run is followed; Subscriptions have no timer or deletion handler, so none.
     needing = {h.selector.any_name for h in changing_handlers() if h.requires_finalizer}
     needing |= {
         h.selector.any_name
         for h in kopf.get_default_registry()._spawning.get_all_handlers()
         if h.requires_finalizer
     }
-    assert SUBSCRIPTION.plural in needing
-    assert needing <= {SUBSCRIPTION.plural, DATASET.plural, TRAINING_JOB.plural}
+    assert SUBSCRIPTION.plural not in needing
+    assert needing <= {DATASET.plural, TRAINING_JOB.plural}
+
+
+def test_no_timer_or_daemon_runs_per_subscription() -> None:
+    # Work per object on a clock grows with the cluster; galleries wake their subscribers.
+    spawning = kopf.get_default_registry()._spawning.get_all_handlers()
+    assert SUBSCRIPTION.plural not in {h.selector.any_name for h in spawning}
 
 
 NOT_IMPLEMENTED = [MODEL_CONVERSION, MODEL, INFERENCE_SERVICE]

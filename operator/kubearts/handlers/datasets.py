@@ -34,12 +34,8 @@ import kopf
 
 from kubearts import dataset_plan, k8s, metrics, workloads
 from kubearts.builders.dataset_jobs import (
-    DatasetPlan,
-    ResolvedSource,
     cleanup_job,
-    gallery_reference,
     ingest_job,
-    plan_dataset,
     publish_job,
     source_url_secret,
     workspace_claim,
@@ -58,6 +54,7 @@ from kubearts.constants import (
     VERSION,
 )
 from kubearts.dataset_plan import Observed, Step, WaitingError
+from kubearts.dataset_spec import DatasetPlan, ResolvedSource, gallery_reference, plan_dataset
 from kubearts.handlers import common
 
 __all__ = [
