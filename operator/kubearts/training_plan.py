@@ -366,18 +366,64 @@ def output_uris(outputs: Mapping[str, Any], output_uri: str) -> dict[str, str]:
     return uris
 
 
+def evaluation_fields(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """``status.evaluation`` from the trainer's evaluation (images/trainer README)."""
+    names = {"accuracy": "accuracy", "loss": "loss", "top5": "top5Accuracy"}
+    fields: dict[str, Any] = _numbers_renamed(evaluation, names)
+    if isinstance(evaluation.get("samples"), int):
+        fields["sampleCount"] = evaluation["samples"]
+    per_class = evaluation.get("perClass")
+    if isinstance(per_class, Mapping):
+        fields["perClass"] = {
+            str(label): {
+                key: value
+                for key, value in figures.items()
+                if key in ("precision", "recall", "f1", "support") and value is not None
+            }
+            for label, figures in per_class.items()
+            if isinstance(figures, Mapping)
+        }
+    return fields
+
+
+def history(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``status.history`` from the trainer's per-epoch lists (``metrics.epoch`` names the
+    epochs kept when the result was compacted)."""
+    epochs = metrics.get("epoch")
+    if not isinstance(epochs, list):
+        return []
+    rows: list[dict[str, Any]] = []
+    for index, epoch in enumerate(epochs):
+        row: dict[str, Any] = {"epoch": int(epoch)}
+        for key in ("loss", "accuracy", "evalLoss", "evalAccuracy", "imagesPerSecond", "seconds"):
+            values = metrics.get(key)
+            if isinstance(values, list) and index < len(values):
+                value = values[index]
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    row[key] = float(value)
+        rows.append(row)
+    return rows
+
+
+def _numbers_renamed(source: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, float]:
+    return {
+        target: float(source[key])
+        for key, target in names.items()
+        if isinstance(source.get(key), int | float) and not isinstance(source.get(key), bool)
+    }
+
+
 def _succeeded(
     run: RunStatus, result: Mapping[str, Any], view: JobView, now: str, output_uri: str
 ) -> None:
-    evaluation = {
-        key: value
-        for key, value in (result.get("evaluation") or {}).items()
-        if key in ("accuracy", "loss", "sampleCount", "top5Accuracy", "perClass")
-    }
+    evaluation = evaluation_fields(result.get("evaluation") or {})
     accuracy = evaluation.get("accuracy")
     outputs = output_uris(result.get("outputs") or {}, output_uri)
     if "confusionMatrix" in outputs:
         evaluation["confusionMatrix"] = outputs.pop("confusionMatrix")
+    if "metrics" in outputs:
+        outputs["evaluation"] = outputs.pop("metrics")
+    epochs = history(result.get("metrics") or {})
     run.fields.update(
         {
             "completionTime": str((view.job.get("status") or {}).get("completionTime") or now),
@@ -385,16 +431,17 @@ def _succeeded(
             "outputs": outputs,
             "device": str(result.get("device") or ""),
             "deviceFallback": bool(result.get("fallback", False)),
+            "history": epochs,
+            "progress": {"percent": 100, "lastUpdateTime": now},
         }
     )
-    final = _numbers(result.get("final") or {}, ("loss", "accuracy", "imagesPerSecond"))
-    if final:
-        run.fields["metrics"] = final
-    history = result.get("history")
-    if isinstance(history, list):
-        run.fields["history"] = history
+    if epochs:
+        last = epochs[-1]
+        run.fields["metrics"] = {k: v for k, v in last.items() if k != "epoch"}
     score = f"eval accuracy {accuracy:.4f}" if isinstance(accuracy, float) else "evaluated"
     message = f"trained on {result.get('device') or 'an unknown device'}; {score}"
+    if result.get("fallback"):
+        message += " (CPU fallback: the pool's accelerator was not visible)"
     run.set(COND_RUNNING, FALSE, REASON_COMPLETE, "the training run completed")
     run.set(COND_SUCCEEDED, TRUE, REASON_COMPLETE, message)
     run.set(COND_FAILED, FALSE, REASON_COMPLETE, "the training run completed")

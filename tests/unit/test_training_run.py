@@ -130,15 +130,33 @@ def test_success_records_evaluation_outputs_as_uris_and_the_device() -> None:
         "status": "Succeeded",
         "device": "CPU",
         "fallback": True,
-        "evaluation": {"accuracy": 0.93, "loss": 0.2, "ignored": 1},
-        "outputs": {"savedModel": "/mnt/output/saved_model", "labels": "/mnt/output/labels.txt"},
+        "evaluation": {"accuracy": 0.93, "loss": 0.2, "samples": 360, "top5": 0.99},
+        "outputs": {
+            "savedModel": "saved_model",
+            "labels": "labels.txt",
+            "metrics": "evaluation/metrics.json",
+            "confusionMatrix": "evaluation/confusion_matrix.json",
+        },
+        "metrics": {"epoch": [1, 2], "loss": [1.0, 0.5], "evalAccuracy": [0.8, 0.93]},
     }
     status = {"outputs": {"uri": "pvc://ws/trainingjobs/tj"}}
     run = follow_run(status, JobView(job, "Complete", result=result), NOW)
     assert _conditions(run)["Succeeded"] == ("True", "Complete")
     assert _conditions(run)["Ready"] == ("True", "Complete")
-    assert run.fields["evaluation"] == {"accuracy": 0.93, "loss": 0.2}
+    assert run.fields["evaluation"] == {
+        "accuracy": 0.93,
+        "loss": 0.2,
+        "top5Accuracy": 0.99,
+        "sampleCount": 360,
+        "confusionMatrix": "pvc://ws/trainingjobs/tj/evaluation/confusion_matrix.json",
+    }
     assert run.fields["outputs"]["savedModel"] == "pvc://ws/trainingjobs/tj/saved_model"
+    assert run.fields["outputs"]["evaluation"] == "pvc://ws/trainingjobs/tj/evaluation/metrics.json"
+    assert run.fields["history"] == [
+        {"epoch": 1, "loss": 1.0, "evalAccuracy": 0.8},
+        {"epoch": 2, "loss": 0.5, "evalAccuracy": 0.93},
+    ]
+    assert run.fields["metrics"] == {"loss": 0.5, "evalAccuracy": 0.93}
     assert (run.fields["device"], run.fields["deviceFallback"]) == ("CPU", True)
 
 
