@@ -67,6 +67,7 @@ def test_the_operator_runs_as_its_service_account_without_a_forbidden_call(
     assert account != "default"
     own_cluster.kubectl("create", "namespace", WORK)
     write_digits(tmp_path / "data" / "digits")
+    (tmp_path / "served").mkdir()
     tar_tree(tmp_path / "served" / "digits.tar.gz", tmp_path / "data")
     with own_cluster.serve(tmp_path / "served") as base:
         own_cluster.apply(

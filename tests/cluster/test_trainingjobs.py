@@ -30,23 +30,18 @@ DEFAULT_GALLERY = REPO / "charts" / "kubearts" / "files" / "gallery" / "default.
 HYPERPARAMETERS = [{"name": "epochs", "type": "int", "default": 1, "minimum": 1}]
 
 
-def program(source: str) -> dict[str, Any]:
-    """A test algorithm: one version running ``python -c source`` on any pool."""
-    return {
-        "displayName": "test program",
-        "task": "image_classification",
-        "versions": [
-            {
-                "version": "1.0.0",
-                "image": "python:3.11-slim",
-                "entrypoint": {"command": ["python", "-c", source]},
-                "hyperparameters": HYPERPARAMETERS,
-                "trainingDevices": ["cpu", "gpu", "ascend910"],
-                "inferenceDevices": ["cpu"],
-                "contract": {"requiresSplitVersion": True, "formats": ["ImageFolder"]},
-            }
-        ],
+def program(gallery: dict[str, str], source: str) -> dict[str, Any]:
+    """A test algorithm: the default ResNet entry whose one version runs ``python -c
+    source`` (any pool) instead of the trainer."""
+    entry: dict[str, Any] = yaml.safe_load(gallery["algorithm.resnet_v1_50.yaml"])
+    version = {
+        **entry["versions"][-1],
+        "version": "1.0.0",
+        "image": "python:3.11-slim",
+        "entrypoint": {"command": ["python", "-c", source]},
+        "hyperparameters": HYPERPARAMETERS,
     }
+    return {**entry, "displayName": "test program", "versions": [version]}
 
 
 PROGRAMS = {
@@ -66,7 +61,7 @@ def workspace(kube: Kube, kubearts_operator: KopfRunner, tmp_path_factory: Any) 
     tar_tree(served / "digits.tar.gz", data)
     gallery: dict[str, str] = yaml.safe_load(DEFAULT_GALLERY.read_text(encoding="utf-8"))
     for key, source in PROGRAMS.items():
-        gallery[f"algorithm.{key}.yaml"] = yaml.safe_dump(program(source))
+        gallery[f"algorithm.{key}.yaml"] = yaml.safe_dump(program(gallery, source))
     kube.apply(
         {
             "apiVersion": "v1",
@@ -167,7 +162,14 @@ def test_more_gpus_than_any_node_has_is_unschedulable_naming_the_resource(
 ) -> None:
     train(kube, workspace, "too-many-gpus", "sleeper", pool="gpu", count=8)
     ready = kube.wait_condition(
-        "katj", "too-many-gpus", "-n", workspace, type="Ready", reason="Unschedulable", timeout=120
+        "katj",
+        "too-many-gpus",
+        "-n",
+        workspace,
+        type="Ready",
+        status="False",
+        reason="Unschedulable",
+        timeout=120,
     )
     assert "nvidia.com/gpu" in ready["message"]
 
