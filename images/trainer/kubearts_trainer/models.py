@@ -19,6 +19,7 @@ exported model and the final evaluation use population statistics of the final w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -86,6 +87,23 @@ def build(
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = keras.layers.Dense(classes, dtype="float32", name="logits")(x)
     return keras.Model(images, logits, name=name), backbone
+
+
+_RESIDUAL_BN: Final = re.compile(r"^conv\d+_block\d+_3_bn$")
+
+
+def zero_init_residuals(backbone: keras.Model) -> int:
+    """Start each ResNet residual branch at zero: the last BatchNorm's scale (gamma) = 0.
+
+    Each block then begins as the identity, which keeps a from-scratch ResNet stable in its
+    first steps (Goyal et al., 2017). Returns the number of layers changed (0 for MobileNet).
+    """
+    changed = 0
+    for layer in batchnorm_layers(backbone):
+        if _RESIDUAL_BN.match(layer.name) and layer.gamma is not None:
+            layer.gamma.assign(np.zeros(layer.gamma.shape, np.float32))
+            changed += 1
+    return changed
 
 
 def batchnorm_layers(model: keras.layers.Layer) -> Iterator[keras.layers.BatchNormalization]:

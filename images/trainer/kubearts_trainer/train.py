@@ -163,8 +163,16 @@ class ProgressLog(keras.callbacks.Callback):
 
 
 def make_optimizer(hp: dict[str, Scalar], total_steps: int) -> keras.optimizers.Optimizer:
-    """The optimizer named by ``optimizer`` with a cosine-decayed ``learning_rate``."""
-    schedule = keras.optimizers.schedules.CosineDecay(float(hp["learning_rate"]), total_steps)
+    """The optimizer named by ``optimizer``; ``learning_rate`` is reached by a linear warm-up
+    over the first tenth of the steps (from-scratch ResNets diverge without it at 0.01 with
+    momentum) and then decays to 0 along a cosine."""
+    warmup = total_steps // 10
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else float(hp["learning_rate"]),
+        max(1, total_steps - warmup),
+        warmup_target=float(hp["learning_rate"]) if warmup else None,
+        warmup_steps=warmup,
+    )
     momentum = float(hp["momentum"])
     name = hp["optimizer"]
     if name == "sgd":
@@ -226,6 +234,8 @@ def run(job: Run) -> dict[str, Any]:
         model, backbone = models.build(job.model, len(classes), freeze_backbone=freeze)
         if weights_file is not None:
             weights.load_into(backbone, weights_file, weights_location)
+        else:
+            models.zero_init_residuals(backbone)
 
     steps = data.steps_per_epoch(len(dataset.train_files), batch_size)
     momentum = models.batchnorm_momentum(steps * epochs)
