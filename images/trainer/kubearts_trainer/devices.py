@@ -57,12 +57,10 @@ def select() -> Placement:
     allow_fallback = _flag("KUBEARTS_ALLOW_CPU_FALLBACK")
     gpus = tf.config.list_physical_devices("GPU")
     if requested == "cpu":
-        if gpus:
-            tf.config.set_visible_devices([], "GPU")
+        _show_gpus([])
         return Placement(requested, "CPU", False, None)
     if requested == "gpu" and gpus:
-        tf.config.set_visible_devices(gpus[:1], "GPU")
-        tf.config.experimental.set_memory_growth(gpus[0], True)
+        _show_gpus(gpus[:1])
         return Placement(requested, "GPU:0", False, None)
     why = (
         "no GPU is visible to TensorFlow (no device, no driver, or a CPU-only TensorFlow build)"
@@ -75,11 +73,26 @@ def select() -> Placement:
             f"the pool's device is {requested} but {why}; schedule on a node with the device, "
             "or allow CPU fallback (KUBEARTS_ALLOW_CPU_FALLBACK=true)",
         )
-    if gpus:
-        tf.config.set_visible_devices([], "GPU")
+    _show_gpus([])
     return Placement(
         requested,
         "CPU",
         True,
         f"trained on the CPU instead of {requested}: {why}; CPU fallback is allowed",
     )
+
+
+def _show_gpus(gpus: list[object]) -> None:
+    """Make exactly ``gpus`` visible (memory grown on demand) before the runtime starts."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return
+    try:
+        tf.config.set_visible_devices(gpus, "GPU")
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        # The runtime already started (a second run in one process): the first choice stays.
+        if [d.name for d in tf.config.get_visible_devices("GPU")] != [g.name for g in gpus]:  # type: ignore[attr-defined]
+            raise

@@ -39,7 +39,8 @@ def _logits(model: keras.Model, images: Any) -> Any:
 def save_saved_model(model: keras.Model, path: Path) -> None:
     """Write the SavedModel with the ``serving_default`` signature images → logits."""
     module = tf.Module()
-    module.model = model
+    # Only the weights: the model object would also drag the optimizer's slots along.
+    module.weights = list(model.weights)
 
     @tf.function(input_signature=[IMAGES_SPEC])
     def serve(images: Any) -> dict[str, Any]:

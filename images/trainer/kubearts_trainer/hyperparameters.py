@@ -166,6 +166,7 @@ def decode(argv_items: Iterable[str], schema: Sequence[Param] = SCHEMA) -> dict[
     params = {p["name"]: p for p in schema}
     values: dict[str, Scalar] = {}
     problems: list[str] = []
+    seen: set[str] = set()
     for item in argv_items:
         if not item.startswith("--") or "=" not in item:
             problems.append(
@@ -182,9 +183,10 @@ def decode(argv_items: Iterable[str], schema: Sequence[Param] = SCHEMA) -> dict[
                 f"(accepted: {', '.join(params)})"
             )
             continue
-        if name in values:
+        if name in seen:
             problems.append(f"--{name} is given more than once")
             continue
+        seen.add(name)
         try:
             values[name] = _parse(text, param)
         except ValueError as exc:
