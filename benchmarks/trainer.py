@@ -33,8 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "trainer"))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-
-from conftest import Digits, make_digits  # noqa: E402
+from trainer_helpers import Digits, make_digits  # noqa: E402
 
 
 def trainer_run(

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from trainer_helpers import make_digits, run_main, train_args
 
-from conftest import make_digits, run_main, train_args
 
-
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_resnet_v1_50_reaches_085_on_digits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

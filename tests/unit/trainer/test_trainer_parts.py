@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from trainer_helpers import write_manifest
 
-from conftest import write_manifest
 from kubearts_trainer import data, evaluate, models, resources, weights
 from kubearts_trainer.errors import TrainerError
 from kubearts_trainer.result import compact
