@@ -96,9 +96,10 @@ test: venv kubernetes lint ## every test: lint, unit, cluster, end to end
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: cluster-up ## pod start latency and dataset ingest throughput (next to tar -x)
+bench: cluster-up ## pod start latency, dataset ingest (next to tar -x), trainer (next to bare fit)
 	$(BIN)/python benchmarks/pod_start.py --kubeconfig $(KUBECONFIG)
 	$(BIN)/python benchmarks/dataset_ingest.py
+	$(BIN)/python benchmarks/trainer.py
 
 .PHONY: clean
 clean: cluster-down ## remove the environment and the local cluster's state

@@ -329,7 +329,7 @@ def test_default_gallery_offers_the_trainer_algorithms(name: str, display: str) 
         assert version["image"] == "ghcr.io/kubearts/trainer:0.1.0"
         assert version["entrypoint"] == {
             "command": ["python", "-m", "kubearts_trainer"],
-            "args": ["--model", name],
+            "args": ["train", "--model", name],
         }
         assert version["trainingDevices"] == ["cpu", "gpu", "ascend910"]
         assert version["inferenceDevices"] == ["cpu", "gpu", "ascend310"]
@@ -358,7 +358,7 @@ def test_default_gallery_hyperparameter_defaults() -> None:
         "optimizer": "momentum",
         "momentum": 0.9,
         "image_size": 224,
-        "pretrained": False,
+        "pretrained_weights": None,
         "label_smoothing": 0.0,
         "freeze_backbone": False,
     }

@@ -1,0 +1,38 @@
+"""JSON lines on standard output: progress while training, one line per epoch, the result.
+
+Standard output carries only JSON lines so that the operator can parse a pod's log line by
+line; human-readable logs go to standard error. The line shapes are documented in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+
+class Events:
+    """Writes one JSON object per line and flushes; safe to call from several threads."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+
+def finite(value: Any, digits: int = 6) -> float | None:
+    """A metric rounded for JSON; None for NaN, infinities and missing values."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return round(number, digits)
