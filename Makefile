@@ -92,8 +92,12 @@ test-unit: venv ## the pure tiers only
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv kubernetes lint ## every test: lint, unit, cluster, end to end
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: venv kubernetes lint ## every test but the slow accuracy runs: lint, unit, cluster, end to end
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: test-slow
+test-slow: venv kubernetes ## the slow runs: ResNet-50 on digits to its accuracy (minutes each)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: cluster-up ## pod start latency, dataset ingest (next to tar -x), trainer (next to bare fit)

@@ -287,6 +287,7 @@ def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
     env = operator_env(default_objects)
     pools = env.pop("KUBEARTS_POOLS")
     assert env == {
+        "USER": "kubearts",
         "KUBEARTS_NAMESPACE": NAMESPACE,
         "KUBEARTS_WORKSPACE_PVC": "kubearts-workspace",
         "KUBEARTS_WORKSPACE_SIZE": "20Gi",

@@ -88,7 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between progress lines within an epoch (default 5)",
     )
     train.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    train.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="also write the log and the JSON lines here (kept next to the outputs)",
+    )
     return parser
+
+
+def _archive_log(path: Path | None, events: Events) -> None:
+    """Copy the log for people and the JSON lines to ``path``: the run's archived log."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = path.open("a", encoding="utf-8")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    events.copy_to(stream)
 
 
 def main(argv: Sequence[str] | None = None, events: Events | None = None) -> int:
@@ -105,6 +123,8 @@ def main(argv: Sequence[str] | None = None, events: Events | None = None) -> int
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(message)s",
         )
+        log.setLevel(parsed.log_level)  # also when logging was configured before main()
+        _archive_log(parsed.log_file, events)
         values = hyperparameters.decode(extra)
         # TensorFlow is imported only now, so usage errors answer at once.
         from kubearts_trainer import train

@@ -18,13 +18,19 @@ class Events:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self._copies: list[TextIO] = []
+
+    def copy_to(self, stream: TextIO) -> None:
+        """Also write every line to ``stream`` (the archived log of the run)."""
+        self._copies.append(stream)
 
     def emit(self, event: dict[str, Any]) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         with self._lock:
-            stream.write(line + "\n")
-            stream.flush()
+            for target in (stream, *self._copies):
+                target.write(line + "\n")
+                target.flush()
 
 
 def finite(value: Any, digits: int = 6) -> float | None:

@@ -36,6 +36,8 @@ def trained(small_digits: Digits, tmp_path_factory: pytest.TempPathFactory) -> I
                 "--learning_rate=0.001",
                 "--progress-interval",
                 "0",
+                "--log-file",
+                str(output / "logs" / "train.log"),
             )
         )
     finally:

@@ -61,6 +61,13 @@ def test_run_succeeds_on_cpu_fallback(trained: Outcome) -> None:
     assert "instead of gpu" in result["message"]
 
 
+def test_the_log_is_archived_next_to_the_outputs(trained: Outcome) -> None:
+    archived = (trained.output / "logs" / "train.log").read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in archived.splitlines() if line.startswith("{")]
+    assert lines[-1] == trained.result  # the JSON lines, ending with the result
+    assert any(not line.startswith("{") for line in archived.splitlines())  # and the log
+
+
 def test_progress_lines_have_the_documented_shape(trained: Outcome, small_digits: Digits) -> None:
     progress = trained.of("progress")
     steps = small_digits.train_count // 16
