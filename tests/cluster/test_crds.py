@@ -210,7 +210,6 @@ MINIMAL = {
 DEFAULTS = [
     pytest.param("Dataset", "spec.format", "ImageFolder", id="dataset-format"),
     pytest.param("Dataset", "spec.storage.deletePolicy", "Retain", id="dataset-delete-policy"),
-    pytest.param("Dataset", "spec.limits.maxBytes", 20 * 1024**3, id="dataset-max-bytes"),
     pytest.param("Dataset", "spec.limits.maxFiles", 1_000_000, id="dataset-max-files"),
     pytest.param("Dataset", "spec.versions[0].seed", 0, id="dataset-version-seed"),
     pytest.param("Dataset", "spec.versions[0].stratified", True, id="dataset-version-stratified"),
