@@ -84,7 +84,7 @@ def workspace(kube: Kube, kubearts_operator: KopfRunner, tmp_path_factory: Any) 
             },
             name,
         )
-        for algorithm in ["resnet_v1_50", *PROGRAMS]:
+        for algorithm in ["resnet_v1_50", "mobilenet_v1", *PROGRAMS]:
             kube.apply(
                 {
                     "apiVersion": "kubearts.io/v1alpha1",
