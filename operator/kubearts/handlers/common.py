@@ -22,7 +22,7 @@ from typing import Any, Final, cast
 
 import kopf
 
-from kubearts import metrics
+from kubearts import k8s, metrics, workloads
 from kubearts.conditions import (
     Condition,
     ConditionUpdate,
@@ -48,6 +48,7 @@ __all__ = [
     "forget_deleted",
     "generation_of",
     "invalid_spec",
+    "job_view",
     "not_implemented",
     "operator_config",
     "register_not_implemented",
@@ -282,3 +283,24 @@ def forget_deleted(event: Mapping[str, Any], **_: Any) -> None:
         metrics.forget_object(
             names.kind, str(metadata.get("namespace", "")), str(metadata.get("name", ""))
         )
+
+
+def job_view(
+    namespace: str,
+    job: Mapping[str, Any],
+    exit_reasons: Mapping[int, str],
+    pods: Iterable[Mapping[str, Any]] | None = None,
+) -> workloads.JobView:
+    """One look at a worker Job through the API: its pods (listed unless ``pods`` holds the
+    owner's, already listed) and, only where the view needs it, a pod's log."""
+    name = workloads.object_name(job)
+    own: list[Mapping[str, Any]]
+    if pods is None:
+        own = list(k8s.list_pods(namespace, {"job-name": name}))
+    else:
+        own = [pod for pod in pods if workloads.labels_of(pod).get("job-name") == name]
+
+    def read_log(pod: str, tail: int | None) -> str:
+        return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
+
+    return workloads.observe_job(job, own, read_log, exit_reasons)

@@ -175,23 +175,13 @@ def _observe(plan: DatasetPlan, status: Mapping[str, Any], config: Config) -> Ob
     namespace = plan.namespace
     jobs = k8s.list_objects("batch/v1", "Job", namespace, {DATASET_LABEL: plan.name})
     pods = k8s.list_pods(namespace, {DATASET_LABEL: plan.name})
-    views = [_view(namespace, job, pods) for job in jobs]
+    views = [common.job_view(namespace, job, dataset_plan.EXIT_REASONS, pods) for job in jobs]
     claims = frozenset(
         claim
         for claim in dataset_plan.claims_to_check(plan)
         if k8s.get("v1", "PersistentVolumeClaim", namespace, claim) is not None
     )
     return Observed(plan, status, views, claims)
-
-
-def _view(namespace: str, job: Mapping[str, Any], pods: list[dict[str, Any]]) -> workloads.JobView:
-    name = workloads.object_name(job)
-    own = [pod for pod in pods if workloads.labels_of(pod).get("job-name") == name]
-
-    def read_log(pod: str, tail: int | None) -> str:
-        return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
-
-    return workloads.observe_job(job, own, read_log, dataset_plan.EXIT_REASONS)
 
 
 def _carry_out(
@@ -266,8 +256,7 @@ def cleanup(body: Mapping[str, Any], logger: kopf.Logger, config: Config) -> Non
             )
         )
         raise kopf.TemporaryError(f"removing {plan.target.uri}", delay=CLEANUP_POLL_SECONDS)
-    pods = k8s.list_pods(namespace, {"job-name": plan.cleanup_job_name})
-    view = _view(namespace, job, pods)
+    view = common.job_view(namespace, job, dataset_plan.EXIT_REASONS)
     if view.state == "Running":
         raise kopf.TemporaryError(f"removing {plan.target.uri}", delay=CLEANUP_POLL_SECONDS)
     if not view.succeeded:

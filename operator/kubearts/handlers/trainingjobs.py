@@ -73,7 +73,7 @@ def reconcile(
     metadata = body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     job = k8s.get("batch/v1", "Job", namespace, training_job_name(name))
-    view = None if job is None else _view(namespace, job)
+    view = None if job is None else common.job_view(namespace, job, training_plan.EXIT_REASONS)
     run = training_plan.follow_run(status, view, rfc3339())
     job_digest = None if job is None else workloads.annotations_of(job).get(SPEC_DIGEST_ANNOTATION)
     run.updates.append(training_plan.spec_check(spec_digest(body.get("spec") or {}), job_digest))
@@ -147,16 +147,6 @@ def _placement(spec: Mapping[str, Any], config: Config) -> Placement:
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
         raise SpecError(field, problem, "see the operator's pools in its configuration") from None
-
-
-def _view(namespace: str, job: Mapping[str, Any]) -> workloads.JobView:
-    name = workloads.object_name(job)
-    pods = k8s.list_pods(namespace, {"job-name": name})
-
-    def read_log(pod: str, tail: int | None) -> str:
-        return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
-
-    return workloads.observe_job(job, pods, read_log, training_plan.EXIT_REASONS)
 
 
 # The create, update and resume handlers and the poll timer each run one step.
