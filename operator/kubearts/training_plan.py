@@ -347,11 +347,7 @@ def progress_fields(progress: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _numbers(source: Mapping[str, Any], keys: Sequence[str]) -> dict[str, float]:
-    return {
-        key: float(source[key])
-        for key in keys
-        if isinstance(source.get(key), int | float) and not isinstance(source.get(key), bool)
-    }
+    return _numbers_renamed(source, {key: key for key in keys})
 
 
 def output_uris(outputs: Mapping[str, Any], output_uri: str) -> dict[str, str]:

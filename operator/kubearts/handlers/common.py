@@ -171,7 +171,7 @@ def register_step(
 
     def poll(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
         try:
-            step(body, patch, logger, operator_config(kwargs.get("memo") or {}))
+            run(body, patch, logger, **kwargs)
         except (kopf.PermanentError, kopf.TemporaryError) as exc:
             logger.debug("%s step stopped: %s", kind.kind, exc)
 
