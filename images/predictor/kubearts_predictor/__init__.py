@@ -1,0 +1,1 @@
+"""KubeArts predictor image."""
