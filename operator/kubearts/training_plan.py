@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from kubearts import runs
 from kubearts.builders.jobs import JobLimits
 from kubearts.builders.training_jobs import (
     OUTPUT_PATH,
@@ -28,22 +29,16 @@ from kubearts.builders.training_jobs import (
     output_location,
     spec_digest,
 )
-from kubearts.conditions import ConditionUpdate, SpecError, get_condition, is_true
+from kubearts.conditions import ConditionUpdate, SpecError, get_condition
 from kubearts.constants import (
-    COND_CREATED,
     COND_FAILED,
     COND_READY,
     COND_RUNNING,
     COND_SUCCEEDED,
     FALSE,
     REASON_COMPLETE,
-    REASON_JOB_CREATED,
-    REASON_JOB_FAILED,
-    REASON_JOB_PENDING,
     REASON_JOB_RUNNING,
     TRUE,
-    UNKNOWN,
-    ConditionStatus,
 )
 from kubearts.hyperparameters import (
     apply_defaults,
@@ -51,8 +46,9 @@ from kubearts.hyperparameters import (
     parse_schema,
     validate_hyperparameters,
 )
+from kubearts.runs import RunStatus
 from kubearts.storage import StorageUriError, parse_storage_uri
-from kubearts.workloads import JobView, job_failure
+from kubearts.workloads import JobView
 
 REASON_DATASET_VERSION_NOT_SPLIT: Final = "DatasetVersionNotSplit"
 REASON_UNSUPPORTED_DEVICE: Final = "UnsupportedDevice"
@@ -231,24 +227,7 @@ EXIT_REASONS: Final[Mapping[int, str]] = {
     21: "ExportFailed",
 }
 REASON_SPEC_IMMUTABLE: Final = "SpecImmutable"
-REASON_JOB_MISSING: Final = "JobMissing"
 COND_SPEC_VALID: Final = "SpecValid"
-
-
-@dataclass
-class RunStatus:
-    """What one look at the run gives: conditions to set and status fields."""
-
-    updates: list[ConditionUpdate] = field(default_factory=list)
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def set(self, type: str, status: ConditionStatus, reason: str, message: str) -> None:
-        self.updates.append(ConditionUpdate(type, status, reason, message))
-
-
-def _finished(status: Mapping[str, Any]) -> bool:
-    conditions = status.get("conditions")
-    return is_true(conditions, COND_SUCCEEDED) or is_true(conditions, COND_FAILED)
 
 
 def needs_job(status: Mapping[str, Any]) -> bool:
@@ -273,45 +252,30 @@ def spec_check(current_digest: str, job_digest: str | None) -> ConditionUpdate:
 
 def run_created(job_name: str, started: str) -> RunStatus:
     """The status right after the Job was created."""
-    run = RunStatus(fields={"jobName": job_name, "startTime": started})
-    run.set(COND_CREATED, TRUE, REASON_JOB_CREATED, f"Job {job_name} created")
-    run.set(COND_FAILED, FALSE, REASON_JOB_CREATED, "the inputs are valid")
-    run.set(COND_RUNNING, UNKNOWN, REASON_JOB_PENDING, "waiting for the training pod to start")
-    run.set(COND_READY, FALSE, REASON_JOB_PENDING, "the training run starts")
-    return run
+    return runs.run_created(job_name, started, "training")
 
 
 def follow_run(status: Mapping[str, Any], view: JobView | None, now: str) -> RunStatus:
     """The status a look at the run's Job gives (``view`` None: the Job is gone)."""
-    run = RunStatus()
-    if view is None:
-        if not _finished(status):
-            message = "the training Job was deleted before it finished; create a new TrainingJob"
-            run.set(COND_RUNNING, FALSE, REASON_JOB_MISSING, message)
-            run.set(COND_FAILED, TRUE, REASON_JOB_MISSING, message)
-            run.set(COND_READY, FALSE, REASON_JOB_MISSING, message)
-        return run
-    if view.state == "Running":
-        _running(run, status, view, now)
-    elif view.succeeded and view.result is not None:
-        output_uri = str((status.get("outputs") or {}).get("uri") or "")
-        _succeeded(run, view.result, view, now, output_uri)
-    else:
-        _failed(run, view.result or job_failure(view.job), view, now)
-    return run
+    output_uri = str((status.get("outputs") or {}).get("uri") or "")
+
+    def succeeded(run: RunStatus, result: Mapping[str, Any], view: JobView, now: str) -> None:
+        _succeeded(run, result, view, now, output_uri)
+
+    return runs.follow(
+        status,
+        view,
+        now,
+        kind="TrainingJob",
+        what="training",
+        running=_running,
+        succeeded=succeeded,
+    )
 
 
-def _running(run: RunStatus, status: Mapping[str, Any], view: JobView, now: str) -> None:
-    if view.waiting is not None:
-        reason, detail = view.waiting
-        run.set(COND_RUNNING, FALSE, reason, detail)
-        run.set(COND_READY, FALSE, reason, f"the training pod cannot start: {detail}")
-        return
-    progress = view.progress
-    if progress is None:
-        run.set(COND_RUNNING, UNKNOWN, REASON_JOB_PENDING, "the training pod starts")
-        run.set(COND_READY, FALSE, REASON_JOB_PENDING, "the training run starts")
-        return
+def _running(
+    run: RunStatus, status: Mapping[str, Any], progress: Mapping[str, Any], now: str
+) -> None:
     fields = progress_fields(progress)
     current = {k: v for k, v in (status.get("progress") or {}).items() if k != "lastUpdateTime"}
     if fields != current:
@@ -442,15 +406,6 @@ def _succeeded(
     run.set(COND_SUCCEEDED, TRUE, REASON_COMPLETE, message)
     run.set(COND_FAILED, FALSE, REASON_COMPLETE, "the training run completed")
     run.set(COND_READY, TRUE, REASON_COMPLETE, message)
-
-
-def _failed(run: RunStatus, failure: Mapping[str, Any], view: JobView, now: str) -> None:
-    reason = str(failure.get("reason") or REASON_JOB_FAILED)
-    message = str(failure.get("message") or f"Job {view.name} failed")
-    run.fields["completionTime"] = now
-    run.set(COND_RUNNING, FALSE, reason, message)
-    run.set(COND_FAILED, TRUE, reason, message)
-    run.set(COND_READY, FALSE, reason, message)
 
 
 # --- the run -----------------------------------------------------------------------------------
