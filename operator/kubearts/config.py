@@ -103,6 +103,9 @@ class Config:
     """KUBEARTS_IMAGE_CONVERTER: image of model conversion pods."""
     image_predictor: str = f"{IMAGE_REGISTRY}/predictor:{IMAGE_TAG}"
     """KUBEARTS_IMAGE_PREDICTOR: image of inference service pods."""
+    image_converter_ascend: str = f"{IMAGE_REGISTRY}/converter-cann:{IMAGE_TAG}"
+    """KUBEARTS_IMAGE_CONVERTER_ASCEND: image of Ascend (ATC) conversion pods: the converter
+    built on a CANN toolkit image, so that Huawei's ``atc`` is on its PATH."""
     metrics_port: int = 8080
     """KUBEARTS_METRICS_PORT: port of the Prometheus endpoint; 0 turns it off (used by tests
     that run several operators in one process)."""
@@ -116,6 +119,11 @@ class Config:
     training_job_deadline_seconds: int = 24 * 3600
     """KUBEARTS_TRAINING_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of training Jobs
     whose ``spec.runPolicy`` sets none."""
+    conversion_job_deadline_seconds: int = 2 * 3600
+    """KUBEARTS_CONVERSION_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of conversion Jobs."""
+    conversion_ascend_pool: str = "cpu"
+    """KUBEARTS_CONVERSION_ASCEND_POOL: the pool Ascend (ATC) conversions run on. ATC needs
+    the CANN toolkit, not a chip; name the pool whose nodes can run the CANN image."""
     allow_cpu_fallback: bool = False
     """KUBEARTS_ALLOW_CPU_FALLBACK: ``true`` lets a worker placed on a GPU or Ascend node run
     on the CPU when the framework sees no such device (it says so in status and as a
@@ -195,6 +203,12 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
 
     raw_pools = environ.get("KUBEARTS_POOLS", "").strip()
     pools = parse_pools(raw_pools) if raw_pools else dict(DEFAULT_POOLS)
+    ascend_pool = text("KUBEARTS_CONVERSION_ASCEND_POOL", defaults.conversion_ascend_pool)
+    if ascend_pool not in pools:
+        raise ValueError(
+            f"KUBEARTS_CONVERSION_ASCEND_POOL={ascend_pool!r} is not a pool; set it to one of "
+            f"{', '.join(sorted(pools))} (KUBEARTS_POOLS)"
+        )
 
     gallery_resync_seconds = _seconds(
         "KUBEARTS_GALLERY_RESYNC_SECONDS", environ, defaults.gallery_resync_seconds, minimum=1.0
@@ -209,10 +223,12 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         image_trainer=images["KUBEARTS_IMAGE_TRAINER"],
         image_converter=images["KUBEARTS_IMAGE_CONVERTER"],
         image_predictor=images["KUBEARTS_IMAGE_PREDICTOR"],
+        image_converter_ascend=images["KUBEARTS_IMAGE_CONVERTER_ASCEND"],
         metrics_port=metrics_port,
         health_port=health_port,
         log_format=cast(LogFormat, log_format),
         pools=pools,
+        conversion_ascend_pool=ascend_pool,
         gallery_resync_seconds=gallery_resync_seconds,
     )
 
@@ -236,6 +252,14 @@ def _worker_settings(environ: Mapping[str, str], defaults: Config) -> dict[str, 
                 minimum=1.0,
             )
         ),
+        "conversion_job_deadline_seconds": int(
+            _seconds(
+                "KUBEARTS_CONVERSION_JOB_DEADLINE_SECONDS",
+                environ,
+                defaults.conversion_job_deadline_seconds,
+                minimum=1.0,
+            )
+        ),
         "allow_cpu_fallback": _flag(
             "KUBEARTS_ALLOW_CPU_FALLBACK", environ, defaults.allow_cpu_fallback
         ),
@@ -251,6 +275,7 @@ def _images(environ: Mapping[str, str], defaults: Config) -> dict[str, str]:
             ("KUBEARTS_IMAGE_TRAINER", defaults.image_trainer),
             ("KUBEARTS_IMAGE_CONVERTER", defaults.image_converter),
             ("KUBEARTS_IMAGE_PREDICTOR", defaults.image_predictor),
+            ("KUBEARTS_IMAGE_CONVERTER_ASCEND", defaults.image_converter_ascend),
         )
     }
     for name, image in images.items():

@@ -39,15 +39,20 @@ from kubearts.constants import (
 from kubearts.workloads import JobView, job_failure
 
 __all__ = [
+    "COND_SPEC_VALID",
     "REASON_JOB_MISSING",
+    "REASON_SPEC_IMMUTABLE",
     "RunStatus",
     "finished",
     "follow",
     "run_created",
     "run_failed",
+    "spec_check",
 ]
 
 REASON_JOB_MISSING: Final = "JobMissing"
+REASON_SPEC_IMMUTABLE: Final = "SpecImmutable"
+COND_SPEC_VALID: Final = "SpecValid"
 
 
 @dataclass
@@ -65,6 +70,19 @@ def finished(status: Mapping[str, Any]) -> bool:
     """Whether the run has ended, either way."""
     conditions = status.get("conditions")
     return is_true(conditions, COND_SUCCEEDED) or is_true(conditions, COND_FAILED)
+
+
+def spec_check(current_digest: str, job_digest: str | None, kind: str) -> ConditionUpdate:
+    """SpecValid: the spec is still the one the run started with, or an edit is refused."""
+    if job_digest is None or job_digest == current_digest:
+        return ConditionUpdate(COND_SPEC_VALID, TRUE, "RunSpec", "the spec the run started with")
+    return ConditionUpdate(
+        COND_SPEC_VALID,
+        FALSE,
+        REASON_SPEC_IMMUTABLE,
+        "the spec changed after the run started; the running job keeps its spec: restore the "
+        f"previous spec, or create a new {kind} for the new run",
+    )
 
 
 def run_created(job_name: str, started: str, what: str) -> RunStatus:

@@ -98,6 +98,13 @@ class StorageLocation:
         """URI of ``relative`` (a '/'-separated path) below this location."""
         return self.join(relative).uri
 
+    def relative_path(self, uri: str) -> str:
+        """The path of ``uri`` below this location; ValueError when it is not inside."""
+        prefix = self.uri.rstrip("/") + "/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"{uri} is not inside {self.uri}")
+        return uri[len(prefix) :]
+
     @property
     def local_path(self) -> str | None:
         """Where a pod sees a ``pvc`` location (None for ``s3``): ``/mnt/pvc/<claim>/<path>``."""
@@ -217,6 +224,27 @@ def claim_mounts(claims: Mapping[str, bool] | Iterable[tuple[str, bool]]) -> lis
         {"name": _volume_name(claim), "mountPath": mount_path(claim), "readOnly": read_only}
         for claim, read_only in _merged_claims(claims).items()
     ]
+
+
+def folder_mounts(
+    folders: Iterable[tuple[StorageLocation, str, bool]],
+) -> tuple[list[Volume], list[VolumeMount]]:
+    """Volumes and mounts for ``(pvc location, mount path, read_only)`` triples: each folder
+    mounted on its own (a ``subPath``), so a pod sees only the folders it works on, each
+    read-only unless it writes there. A claim used by several folders is one volume."""
+    folders = list(folders)
+    volumes = claim_volumes((location.claim, read_only) for location, _, read_only in folders)
+    mounts: list[VolumeMount] = []
+    for location, path, read_only in folders:
+        mount: VolumeMount = {
+            "name": _volume_name(location.claim),
+            "mountPath": path,
+            "readOnly": read_only,
+        }
+        if location.path:
+            mount["subPath"] = location.path
+        mounts.append(mount)
+    return volumes, mounts
 
 
 class SecretKeySelector(TypedDict):

@@ -29,7 +29,7 @@ from kubearts.builders.training_jobs import (
     output_location,
     spec_digest,
 )
-from kubearts.conditions import ConditionUpdate, SpecError, get_condition
+from kubearts.conditions import SpecError, get_condition
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -226,8 +226,6 @@ EXIT_REASONS: Final[Mapping[int, str]] = {
     20: "TrainingFailed",
     21: "ExportFailed",
 }
-REASON_SPEC_IMMUTABLE: Final = "SpecImmutable"
-COND_SPEC_VALID: Final = "SpecValid"
 
 
 def needs_job(status: Mapping[str, Any]) -> bool:
@@ -235,19 +233,6 @@ def needs_job(status: Mapping[str, Any]) -> bool:
     After that, never again — a deleted or expired Job is no reason to train twice, and a
     spec refused before the start is checked again when it is edited."""
     return not status.get("jobName")
-
-
-def spec_check(current_digest: str, job_digest: str | None) -> ConditionUpdate:
-    """SpecValid: the spec is still the one the run started with, or an edit is refused."""
-    if job_digest is None or job_digest == current_digest:
-        return ConditionUpdate(COND_SPEC_VALID, TRUE, "RunSpec", "the spec the run started with")
-    return ConditionUpdate(
-        COND_SPEC_VALID,
-        FALSE,
-        REASON_SPEC_IMMUTABLE,
-        "the spec changed after the run started; the running job keeps its spec: restore the "
-        "previous spec, or create a new TrainingJob for the new run",
-    )
 
 
 def run_created(job_name: str, started: str) -> RunStatus:

@@ -16,13 +16,13 @@ from kubearts.builders.training_jobs import (
 )
 from kubearts.conditions import SpecError
 from kubearts.config import DEFAULT_POOLS
+from kubearts.runs import spec_check
 from kubearts.training_plan import (
     RunSettings,
     TrainingPlan,
     follow_run,
     needs_job,
     resolve_run,
-    spec_check,
 )
 from kubearts.workloads import JobView
 
@@ -176,8 +176,8 @@ def test_a_job_deleted_mid_run_fails_the_run_instead_of_starting_another() -> No
 
 def test_a_spec_edit_after_the_start_is_refused() -> None:
     started = spec_digest(SPEC)
-    assert spec_check(started, started).status == "True"
+    assert spec_check(started, started, "TrainingJob").status == "True"
     edited = spec_digest({**SPEC, "hyperparameters": {"epochs": 9}})
-    refused = spec_check(edited, started)
+    refused = spec_check(edited, started, "TrainingJob")
     assert (refused.status, refused.reason) == ("False", "SpecImmutable")
     assert "create a new TrainingJob" in refused.message

@@ -21,6 +21,8 @@ every kind:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,16 +30,32 @@ from typing import Any, Final
 from kubearts.builders.meta import owner_reference
 from kubearts.builders.placement import Placement
 from kubearts.builders.security import container_security_context, pod_security_context
-from kubearts.constants import KindNames
+from kubearts.constants import GROUP, KindNames
 from kubearts.storage import Volume, VolumeMount
 
-__all__ = ["RESULT_PATH", "SCRATCH_PATH", "JobLimits", "worker_job"]
+__all__ = [
+    "RESULT_PATH",
+    "SCRATCH_PATH",
+    "SPEC_DIGEST_ANNOTATION",
+    "JobLimits",
+    "spec_digest",
+    "worker_job",
+]
 
 #: Where the worker writes its compact result; Kubernetes turns it into the termination message.
 RESULT_PATH: Final = "/dev/termination-log"
 #: Scratch space of every worker pod: an emptyDir, the image's HOME and TMPDIR.
 SCRATCH_PATH: Final = "/tmp"
 SCRATCH_VOLUME: Final = "scratch"
+#: The digest of the spec a run's Job was created for: an edit after the start is seen
+#: (and refused) rather than silently starting another run.
+SPEC_DIGEST_ANNOTATION: Final = f"{GROUP}/spec-digest"
+
+
+def spec_digest(spec: Mapping[str, Any]) -> str:
+    """A short digest of an object's spec, stable across key order."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

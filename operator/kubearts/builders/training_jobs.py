@@ -21,21 +21,26 @@ after the start is recognised (and refused) rather than silently starting anothe
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kubearts.builders.jobs import RESULT_PATH, JobLimits, worker_job
+from kubearts.builders.jobs import (
+    RESULT_PATH,
+    SPEC_DIGEST_ANNOTATION,
+    JobLimits,
+    spec_digest,
+    worker_job,
+)
 from kubearts.builders.meta import child_labels, child_name
 from kubearts.builders.placement import Placement
-from kubearts.constants import GROUP, STEP_LABEL, TRAINING_JOB
+from kubearts.constants import STEP_LABEL, TRAINING_JOB
 from kubearts.hyperparameters import Scalar, boot_arguments
 from kubearts.storage import (
     StorageLocation,
     Volume,
     VolumeMount,
+    folder_mounts,
     parse_storage_uri,
     workspace_location,
 )
@@ -60,8 +65,6 @@ DATA_ROOT: Final = "/mnt/data"
 OUTPUT_PATH: Final = "/mnt/output"
 #: Folder of the workspace claim holding training outputs, one sub-folder per TrainingJob.
 WORKSPACE_TRAINING_DIR: Final = "trainingjobs"
-#: The digest of the spec a Job was created for.
-SPEC_DIGEST_ANNOTATION: Final = f"{GROUP}/spec-digest"
 #: The trainer's log, kept next to the outputs (``status.logs.uri``).
 LOG_FILE: Final = "logs/train.log"
 #: Scratch space of a training pod (checkpoints before export, framework caches).
@@ -101,12 +104,6 @@ def training_job_name(name: str) -> str:
     return child_name(name, STEP_TRAIN)
 
 
-def spec_digest(spec: Mapping[str, Any]) -> str:
-    """A short digest of a TrainingJob's spec, stable across key order."""
-    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def output_location(name: str, uri: str | None, workspace_claim: str) -> StorageLocation:
     """Where a run writes: ``spec.output.uri`` (a ``pvc://`` folder), by default
     ``pvc://<workspace>/trainingjobs/<name>``. Raises StorageUriError."""
@@ -115,43 +112,10 @@ def output_location(name: str, uri: str | None, workspace_claim: str) -> Storage
     return parse_storage_uri(uri, schemes=("pvc",))
 
 
-def _relative(location: StorageLocation, uri: str) -> str:
-    """The path of ``uri`` below ``location`` (manifests live inside the data set)."""
-    prefix = location.uri.rstrip("/") + "/"
-    if not uri.startswith(prefix):
-        raise ValueError(f"{uri} is not inside {location.uri}")
-    return uri[len(prefix) :]
-
-
 def _volumes(run: TrainingRun) -> tuple[list[Volume], list[VolumeMount]]:
-    """One volume per claim; the inputs' folders read-only, the output folder writable."""
-    claims: dict[str, bool] = {}
-    for item in run.inputs:
-        claims.setdefault(item.location.claim, True)
-    claims[run.output.claim] = False
-    names = {claim: f"claim-{index}" for index, claim in enumerate(sorted(claims))}
-    volumes: list[Volume] = [
-        {"name": names[claim], "persistentVolumeClaim": {"claimName": claim, "readOnly": ro}}
-        for claim, ro in sorted(claims.items())
-    ]
-    mounts: list[VolumeMount] = [
-        {
-            "name": names[item.location.claim],
-            "mountPath": f"{DATA_ROOT}/{item.name}",
-            "subPath": item.location.path,
-            "readOnly": True,
-        }
-        for item in run.inputs
-    ]
-    mounts.append(
-        {
-            "name": names[run.output.claim],
-            "mountPath": OUTPUT_PATH,
-            "subPath": run.output.path,
-            "readOnly": False,
-        }
-    )
-    return volumes, mounts
+    """The inputs' folders read-only, the output folder writable."""
+    inputs = [(item.location, f"{DATA_ROOT}/{item.name}", True) for item in run.inputs]
+    return folder_mounts([*inputs, (run.output, OUTPUT_PATH, False)])
 
 
 def training_args(run: TrainingRun) -> list[str]:
@@ -163,9 +127,9 @@ def training_args(run: TrainingRun) -> list[str]:
         "--dataset-root",
         root,
         "--train-manifest",
-        f"{root}/{_relative(first.location, first.train_manifest)}",
+        f"{root}/{first.location.relative_path(first.train_manifest)}",
         "--eval-manifest",
-        f"{root}/{_relative(first.location, first.eval_manifest)}",
+        f"{root}/{first.location.relative_path(first.eval_manifest)}",
         "--output",
         OUTPUT_PATH,
         "--log-file",

@@ -22,7 +22,8 @@ from typing import Any, Final, cast
 
 import kopf
 
-from kubearts import k8s, metrics, workloads
+from kubearts import k8s, metrics, runs, workloads
+from kubearts.builders.jobs import SPEC_DIGEST_ANNOTATION, spec_digest
 from kubearts.conditions import (
     Condition,
     ConditionUpdate,
@@ -53,6 +54,7 @@ __all__ = [
     "operator_config",
     "register_not_implemented",
     "register_step",
+    "run_view",
     "status_changes",
     "waiting_for",
     "write_status",
@@ -304,3 +306,20 @@ def job_view(
         return k8s.read_pod_log(namespace, pod, tail_lines=tail) or ""
 
     return workloads.observe_job(job, own, read_log, exit_reasons)
+
+
+def run_view(
+    body: Mapping[str, Any], job_name: str, exit_reasons: Mapping[int, str]
+) -> tuple[workloads.JobView | None, ConditionUpdate]:
+    """One look at the Job of a run (a kind that starts one Job and follows it): the view
+    (None when the Job is gone) and ``SpecValid``, which refuses a spec edited after the
+    start (:func:`kubearts.runs.spec_check`)."""
+    namespace = body["metadata"]["namespace"]
+    job = k8s.get("batch/v1", "Job", namespace, job_name)
+    if job is None:
+        return None, runs.spec_check(
+            spec_digest(body.get("spec") or {}), None, str(body.get("kind"))
+        )
+    started = workloads.annotations_of(job).get(SPEC_DIGEST_ANNOTATION)
+    check = runs.spec_check(spec_digest(body.get("spec") or {}), started, str(body.get("kind")))
+    return job_view(namespace, job, exit_reasons), check

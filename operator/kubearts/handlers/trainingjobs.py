@@ -31,8 +31,6 @@ from kubearts.builders.dataset_jobs import workspace_claim
 from kubearts.builders.placement import Placement, build_placement
 from kubearts.builders.training_jobs import (
     LOG_FILE,
-    SPEC_DIGEST_ANNOTATION,
-    spec_digest,
     training_job,
     training_job_name,
 )
@@ -70,13 +68,10 @@ def reconcile(
     if training_plan.needs_job(status):
         _start(body, patch, logger, config)
         return
-    metadata = body["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
-    job = k8s.get("batch/v1", "Job", namespace, training_job_name(name))
-    view = None if job is None else common.job_view(namespace, job, training_plan.EXIT_REASONS)
+    job_name = training_job_name(body["metadata"]["name"])
+    view, spec_valid = common.run_view(body, job_name, training_plan.EXIT_REASONS)
     run = training_plan.follow_run(status, view, rfc3339())
-    job_digest = None if job is None else workloads.annotations_of(job).get(SPEC_DIGEST_ANNOTATION)
-    run.updates.append(training_plan.spec_check(spec_digest(body.get("spec") or {}), job_digest))
+    run.updates.append(spec_valid)
     was_fallback = bool(status.get("deviceFallback"))
     common.write_status(patch, body, TRAINING_JOB, run.updates, fields=run.fields)
     if run.fields.get("deviceFallback") and not was_fallback:
