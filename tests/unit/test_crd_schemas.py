@@ -302,14 +302,15 @@ def test_examples_reference_each_other() -> None:
     for conversion in by_kind["ModelConversion"].values():
         assert conversion["source"]["trainingJob"] in by_kind["TrainingJob"]
     for model in by_kind["Model"].values():
-        source = model["source"]
-        assert (
-            source.get("trainingJob", "") in by_kind["TrainingJob"]
-            or source.get("conversion", "") in by_kind["ModelConversion"]
-        )
+        for version in model["versions"]:
+            source = version["source"]
+            assert (
+                source.get("trainingJob", "") in by_kind["TrainingJob"]
+                or source.get("conversion", "") in by_kind["ModelConversion"]
+            )
     for service in by_kind["InferenceService"].values():
         target = by_kind["Model"][service["model"]["name"]]
-        assert target["version"] == service["model"]["version"]
+        assert service["model"]["version"] in [v["version"] for v in target["versions"]]
 
 
 def test_examples_follow_the_documented_pipeline() -> None:
