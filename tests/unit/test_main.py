@@ -65,8 +65,8 @@ def test_handlers_watch_only_kubearts_resources() -> None:
 def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
     # A finalizer makes deleting an object wait for the operator. Datasets need one for
     # deleting stored files (deletePolicy: Delete) and while a Job works; TrainingJobs and
-    # ModelConversions while their run is followed; Subscriptions have no timer or deletion
-    # handler, so none.
+    # ModelConversions while their run is followed, Models while versions register;
+    # Subscriptions have no timer or deletion handler, so none.
     needing = {h.selector.any_name for h in changing_handlers() if h.requires_finalizer}
     needing |= {
         h.selector.any_name
@@ -74,7 +74,7 @@ def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
         if h.requires_finalizer
     }
     assert SUBSCRIPTION.plural not in needing
-    assert needing <= {DATASET.plural, TRAINING_JOB.plural, MODEL_CONVERSION.plural}
+    assert needing <= {DATASET.plural, TRAINING_JOB.plural, MODEL_CONVERSION.plural, MODEL.plural}
 
 
 def test_no_timer_or_daemon_runs_per_subscription() -> None:
@@ -83,7 +83,7 @@ def test_no_timer_or_daemon_runs_per_subscription() -> None:
     assert SUBSCRIPTION.plural not in {h.selector.any_name for h in spawning}
 
 
-NOT_IMPLEMENTED = [MODEL, INFERENCE_SERVICE]
+NOT_IMPLEMENTED = [INFERENCE_SERVICE]
 
 
 @pytest.mark.parametrize("names", NOT_IMPLEMENTED, ids=[n.plural for n in NOT_IMPLEMENTED])

@@ -1,13 +1,138 @@
-"""Model handlers. A Model is a versioned, immutable model with signature and lineage.
+"""Model handlers: register a Model's versions into the registry, and keep them as they are.
 
-Reconciliation of this kind is not implemented yet: every create, update and resume
-reports it honestly on the object (Ready=False, reason NotImplemented) with the observed
-generation, so users and tests see that the operator saw the object and did nothing with it.
+One level-based step, :func:`reconcile`: read the sources the versions name (and the
+Datasets and Subscriptions behind them, for lineage), the registration Jobs and the
+InferenceServices that serve this Model; ask :func:`kubearts.model_plan.decide`; start
+the registrations it asks for (one Job per version, :mod:`kubearts.builders.model_jobs`);
+write the status once. The ``models_poll`` timer runs the step while a version registers
+or waits for its source.
 """
 
 from __future__ import annotations
 
-from kubearts.constants import MODEL
-from kubearts.handlers import common
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
-common.register_not_implemented(MODEL)
+import kopf
+
+from kubearts import k8s, model_plan
+from kubearts.builders.dataset_jobs import workspace_claim
+from kubearts.builders.model_jobs import (
+    registration_job,
+    registration_job_name,
+    registry_location,
+)
+from kubearts.builders.placement import build_placement
+from kubearts.conditions import rfc3339
+from kubearts.config import Config
+from kubearts.constants import (
+    DATASET,
+    INFERENCE_SERVICE,
+    MODEL,
+    MODEL_CONVERSION,
+    MODEL_LABEL,
+    REASON_WAITING_FOR_DEPENDENCY,
+    SUBSCRIPTION,
+    TRAINING_JOB,
+)
+from kubearts.handlers import common
+from kubearts.model_plan import REASON_REGISTERING, Reads
+from kubearts.workloads import object_name
+
+#: Seconds between two looks at a Model whose versions register or wait.
+POLL_SECONDS: Final = 5.0
+#: ``activeDeadlineSeconds`` of a registration Job (a copy and a digest).
+REGISTRATION_DEADLINE_SECONDS: Final = 3600
+
+
+def _pending(status: kopf.Status, **_: Any) -> bool:
+    """Timer filter: a version registers or waits for its source."""
+    return any(
+        v.get("reason") in (REASON_REGISTERING, REASON_WAITING_FOR_DEPENDENCY)
+        for v in status.get("versions") or []
+    )
+
+
+def _get_all(plural: str, namespace: str, names: Iterable[str]) -> dict[str, Any]:
+    return {name: k8s.get_custom_object(plural, namespace, name) for name in set(names) if name}
+
+
+def _read(body: Mapping[str, Any]) -> Reads:
+    """Everything :func:`model_plan.decide` looks at, read once."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    versions = list((body.get("spec") or {}).get("versions") or [])
+    sources = [v.get("source") or {} for v in versions]
+    conversions = _get_all(
+        MODEL_CONVERSION.plural, namespace, (s.get("conversion", "") for s in sources)
+    )
+    upstream = [((c or {}).get("status") or {}).get("lineage") or {} for c in conversions.values()]
+    training_jobs = _get_all(
+        TRAINING_JOB.plural,
+        namespace,
+        [s.get("trainingJob", "") for s in sources] + [u.get("trainingJob", "") for u in upstream],
+    )
+    jobs_status = [(j or {}).get("status") or {} for j in training_jobs.values()]
+    jobs_spec = [(j or {}).get("spec") or {} for j in training_jobs.values()]
+    datasets = _get_all(
+        DATASET.plural,
+        namespace,
+        (str(i.get("dataset", "")) for s in jobs_status for i in s.get("inputs") or []),
+    )
+    subscriptions = _get_all(
+        SUBSCRIPTION.plural,
+        namespace,
+        (str((s.get("algorithm") or {}).get("subscription", "")) for s in jobs_spec),
+    )
+    existing = {
+        object_name(job): job
+        for job in k8s.list_objects("batch/v1", "Job", namespace, {MODEL_LABEL: name})
+    }
+    known = {str(v["version"]) for v in versions} | {
+        str(v.get("version")) for v in (body.get("status") or {}).get("versions") or []
+    }
+    jobs = {}
+    for version in known:
+        job = existing.get(registration_job_name(name, version))
+        if job is not None:
+            jobs[version] = common.job_view(namespace, job, model_plan.EXIT_REASONS)
+    services: dict[str, list[str]] = {}
+    for service in k8s.list_custom_objects(INFERENCE_SERVICE.plural, namespace):
+        served = (service.get("spec") or {}).get("model") or {}
+        if served.get("name") == name:
+            services.setdefault(str(served.get("version")), []).append(object_name(service))
+    return Reads(training_jobs, conversions, datasets, subscriptions, jobs, services)
+
+
+def reconcile(
+    body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config
+) -> None:
+    """Read, decide, start registrations, write the status once."""
+    metadata = body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    registry = registry_location(config.workspace_pvc, name)
+    decision = model_plan.decide(
+        name, body.get("spec") or {}, body.get("status") or {}, _read(body), rfc3339(), registry
+    )
+    if decision.register:
+        k8s.create_or_get(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
+        placement = build_placement("cpu", 1, config.pools, None, None, None)
+    for step in decision.register:
+        job = registration_job(
+            step,
+            body,
+            image=config.image_converter,
+            registry=registry,
+            placement=placement,
+            deadline_seconds=REGISTRATION_DEADLINE_SECONDS,
+        )
+        k8s.create_or_get(job)
+        for entry in decision.versions:
+            if entry["version"] == step.version:
+                entry["jobName"] = object_name(job)
+        logger.info("registering version %s of %s from %s", step.version, name, step.source.uri)
+    fields = {"versions": decision.versions, **decision.fields}
+    common.write_status(patch, body, MODEL, decision.updates, fields=fields)
+
+
+# The create, update and resume handlers and the poll timer each run one step.
+common.register_step(MODEL, reconcile, poll_seconds=POLL_SECONDS, when=_pending)
