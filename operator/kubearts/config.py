@@ -103,6 +103,13 @@ class Config:
     """KUBEARTS_IMAGE_CONVERTER: image of model conversion pods."""
     image_predictor: str = f"{IMAGE_REGISTRY}/predictor:{IMAGE_TAG}"
     """KUBEARTS_IMAGE_PREDICTOR: image of inference service pods."""
+    image_predictor_tensorflow: str = f"{IMAGE_REGISTRY}/predictor-tensorflow:{IMAGE_TAG}"
+    """KUBEARTS_IMAGE_PREDICTOR_TENSORFLOW: predictor image serving SavedModels with TensorFlow."""
+    image_predictor_cuda: str = f"{IMAGE_REGISTRY}/predictor-cuda:{IMAGE_TAG}"
+    """KUBEARTS_IMAGE_PREDICTOR_CUDA: predictor image with ONNX Runtime's CUDA provider (gpu)."""
+    image_predictor_cann: str = f"{IMAGE_REGISTRY}/predictor-cann:{IMAGE_TAG}"
+    """KUBEARTS_IMAGE_PREDICTOR_CANN: predictor image on a CANN base: AscendCL for ``om``
+    models and ONNX Runtime's CANN provider (ascend310)."""
     image_converter_ascend: str = f"{IMAGE_REGISTRY}/converter-cann:{IMAGE_TAG}"
     """KUBEARTS_IMAGE_CONVERTER_ASCEND: image of Ascend (ATC) conversion pods: the converter
     built on a CANN toolkit image, so that Huawei's ``atc`` is on its PATH."""
@@ -224,6 +231,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         image_converter=images["KUBEARTS_IMAGE_CONVERTER"],
         image_predictor=images["KUBEARTS_IMAGE_PREDICTOR"],
         image_converter_ascend=images["KUBEARTS_IMAGE_CONVERTER_ASCEND"],
+        image_predictor_tensorflow=images["KUBEARTS_IMAGE_PREDICTOR_TENSORFLOW"],
+        image_predictor_cuda=images["KUBEARTS_IMAGE_PREDICTOR_CUDA"],
+        image_predictor_cann=images["KUBEARTS_IMAGE_PREDICTOR_CANN"],
         metrics_port=metrics_port,
         health_port=health_port,
         log_format=cast(LogFormat, log_format),
@@ -276,6 +286,9 @@ def _images(environ: Mapping[str, str], defaults: Config) -> dict[str, str]:
             ("KUBEARTS_IMAGE_CONVERTER", defaults.image_converter),
             ("KUBEARTS_IMAGE_PREDICTOR", defaults.image_predictor),
             ("KUBEARTS_IMAGE_CONVERTER_ASCEND", defaults.image_converter_ascend),
+            ("KUBEARTS_IMAGE_PREDICTOR_TENSORFLOW", defaults.image_predictor_tensorflow),
+            ("KUBEARTS_IMAGE_PREDICTOR_CUDA", defaults.image_predictor_cuda),
+            ("KUBEARTS_IMAGE_PREDICTOR_CANN", defaults.image_predictor_cann),
         )
     }
     for name, image in images.items():

@@ -125,7 +125,6 @@ COND_FAILED: Final = "Failed"
 
 # Reasons (CamelCase, as Kubernetes conventions require). Grouped by the situation they
 # describe; a kind may use any of them with any condition type where it reads naturally.
-REASON_NOT_IMPLEMENTED: Final = "NotImplemented"
 """The operator does not reconcile this kind yet: nothing was done, honestly reported."""
 REASON_INVALID_SPEC: Final = "InvalidSpec"
 REASON_INVALID_CONFIGURATION: Final = "InvalidConfiguration"

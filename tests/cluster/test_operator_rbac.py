@@ -109,7 +109,8 @@ def test_the_operator_runs_as_its_service_account_without_a_forbidden_call(
         pytest.param("get", "secrets", "kube-system", id="read-secrets-kube-system"),
         pytest.param("list", "secrets", WORK, id="list-secrets"),
         pytest.param("create", "pods", WORK, id="create-pods"),
-        pytest.param("create", "deployments", WORK, id="create-deployments"),
+        pytest.param("delete", "deployments", WORK, id="delete-deployments"),
+        pytest.param("update", "services", WORK, id="update-services"),
         pytest.param("delete", "datasets.kubearts.io", WORK, id="delete-datasets"),
     ],
 )

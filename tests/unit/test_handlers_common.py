@@ -18,7 +18,6 @@ from kubearts.handlers.common import (
     forget_deleted,
     generation_of,
     invalid_spec,
-    not_implemented,
     operator_config,
     status_changes,
     waiting_for,
@@ -27,7 +26,7 @@ from kubearts.handlers.common import (
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
-NOT_READY = ConditionUpdate("Ready", "False", "NotImplemented", "not yet")
+NOT_READY = ConditionUpdate("Ready", "False", "JobPending", "not yet")
 LOGGER = logging.getLogger("test")
 
 
@@ -54,7 +53,7 @@ def test_first_write_sets_conditions_generation_and_phase() -> None:
             {
                 "type": "Ready",
                 "status": "False",
-                "reason": "NotImplemented",
+                "reason": "JobPending",
                 "message": "not yet",
                 "lastTransitionTime": "2024-05-01T12:00:00Z",
                 "observedGeneration": 4,
@@ -140,19 +139,6 @@ def test_deleted_objects_leave_the_gauge() -> None:
     event = {"type": "DELETED", "object": {"kind": "Dataset", **body(name="gone")}}
     forget_deleted(event=event)
     assert objects_gauge("Dataset", "Ready", "False") == before - 1
-
-
-def test_not_implemented_is_an_honest_not_ready() -> None:
-    patch = kopf.Patch()
-    not_implemented(TRAINING_JOB, body(generation=3), patch, LOGGER)
-    (condition,) = patch.status["conditions"]
-    assert (condition["type"], condition["status"], condition["reason"]) == (
-        "Ready",
-        "False",
-        "NotImplemented",
-    )
-    assert condition["message"] == "TrainingJob reconciliation is not implemented yet"
-    assert patch.status["observedGeneration"] == 3
 
 
 def test_invalid_spec_marks_the_object_and_returns_a_permanent_error() -> None:

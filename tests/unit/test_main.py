@@ -14,12 +14,10 @@ from kubearts.config import Config
 from kubearts.constants import (
     ALL_KINDS,
     DATASET,
-    INFERENCE_SERVICE,
     MODEL,
     MODEL_CONVERSION,
     SUBSCRIPTION,
     TRAINING_JOB,
-    KindNames,
 )
 
 PLURALS = [names.plural for names in ALL_KINDS]
@@ -65,7 +63,8 @@ def test_handlers_watch_only_kubearts_resources() -> None:
 def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
     # A finalizer makes deleting an object wait for the operator. Datasets need one for
     # deleting stored files (deletePolicy: Delete) and while a Job works; TrainingJobs and
-    # ModelConversions while their run is followed, Models while versions register;
+    # ModelConversions while their run is followed, Models while versions register,
+    # InferenceServices while a batch run is followed;
     # Subscriptions have no timer or deletion handler, so none.
     needing = {h.selector.any_name for h in changing_handlers() if h.requires_finalizer}
     needing |= {
@@ -74,30 +73,19 @@ def test_only_kinds_that_clean_up_or_poll_carry_a_finalizer() -> None:
         if h.requires_finalizer
     }
     assert SUBSCRIPTION.plural not in needing
-    assert needing <= {DATASET.plural, TRAINING_JOB.plural, MODEL_CONVERSION.plural, MODEL.plural}
+    assert needing <= {
+        DATASET.plural,
+        TRAINING_JOB.plural,
+        MODEL_CONVERSION.plural,
+        MODEL.plural,
+        INFERENCE_SERVICE.plural,
+    }
 
 
 def test_no_timer_or_daemon_runs_per_subscription() -> None:
     # Work per object on a clock grows with the cluster; galleries wake their subscribers.
     spawning = kopf.get_default_registry()._spawning.get_all_handlers()
     assert SUBSCRIPTION.plural not in {h.selector.any_name for h in spawning}
-
-
-NOT_IMPLEMENTED = [INFERENCE_SERVICE]
-
-
-@pytest.mark.parametrize("names", NOT_IMPLEMENTED, ids=[n.plural for n in NOT_IMPLEMENTED])
-def test_create_handler_reports_not_implemented_honestly(names: KindNames) -> None:
-    patch = kopf.Patch()
-    raw: Any = {"metadata": {"name": "x", "namespace": "ml", "generation": 2}, "spec": {}}
-    body = kopf.Body(raw)
-    handler(f"{names.plural}_create").fn(body=body, patch=patch, logger=LOGGER, spec={})
-    (condition,) = patch.status["conditions"]
-    assert condition["type"] == "Ready"
-    assert condition["status"] == "False"
-    assert condition["reason"] == "NotImplemented"
-    assert condition["message"] == f"{names.kind} reconciliation is not implemented yet"
-    assert patch.status["observedGeneration"] == 2
 
 
 @pytest.fixture

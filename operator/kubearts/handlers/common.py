@@ -38,7 +38,6 @@ from kubearts.constants import (
     COND_READY,
     FALSE,
     GROUP,
-    REASON_NOT_IMPLEMENTED,
     REASON_WAITING_FOR_DEPENDENCY,
     VERSION,
     KindNames,
@@ -50,9 +49,7 @@ __all__ = [
     "generation_of",
     "invalid_spec",
     "job_view",
-    "not_implemented",
     "operator_config",
-    "register_not_implemented",
     "register_step",
     "run_view",
     "status_changes",
@@ -138,17 +135,6 @@ def write_status(
     return conditions
 
 
-def not_implemented(
-    kind: KindNames, body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger
-) -> None:
-    """Report honestly that this kind is not reconciled yet: Ready=False, NotImplemented."""
-    message = f"{kind.kind} reconciliation is not implemented yet"
-    write_status(
-        patch, body, kind, [ConditionUpdate(COND_READY, FALSE, REASON_NOT_IMPLEMENTED, message)]
-    )
-    logger.info("%s; observed generation %d", message, generation_of(body))
-
-
 #: One level-based step of a kind: read, decide, carry out, write the status.
 Step = Callable[[Mapping[str, Any], kopf.Patch, kopf.Logger, Config], None]
 
@@ -193,18 +179,6 @@ def register_step(
             interval=poll_seconds,
             when=when,
         )(metrics.instrumented(kind.kind)(poll))
-
-
-def register_not_implemented(kind: KindNames) -> None:
-    """Register the handlers of a kind whose reconciliation does not exist yet; each
-    reports it with :func:`not_implemented`."""
-
-    def report(
-        body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config
-    ) -> None:
-        not_implemented(kind, body, patch, logger)
-
-    register_step(kind, report)
 
 
 def post_event(body: Mapping[str, Any], type: str, reason: str, message: str) -> None:
