@@ -196,5 +196,6 @@ def stop(layout: Layout) -> None:
             layout.logs.mkdir(parents=True, exist_ok=True)
             with open(layout.logs / f"{NAME}.log", "a") as log:
                 log.write(cleanup.stdout + cleanup.stderr)
+                log.write(f"kube-proxy --cleanup exited {cleanup.returncode}\n")
     # Deleting the namespace drops whatever rule the cleanup left, too.
     _remove_network(layout)

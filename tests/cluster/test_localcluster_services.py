@@ -297,6 +297,8 @@ def test_each_cluster_routes_in_its_own_namespace_and_down_removes_it(
 
     cluster.down(second_cluster.root)
 
+    log = (second.logs / f"{proxy.NAME}.log").read_text()
+    assert "kube-proxy --cleanup exited 0" in log
     assert (
         second.proxy_netns
         not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
