@@ -45,7 +45,7 @@ lock: $(BIN)/uv ## re-resolve uv.lock after a pyproject.toml change (UPGRADE=1: 
 	  --package kubearts-$(notdir $(patsubst %/,%,$(dir $(p)))) -o requirements.lock >/dev/null);)
 
 .PHONY: system-deps
-system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2
+system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2, iptables, conntrack, ipset
 	bash hack/install-system-deps.sh
 
 .PHONY: kubernetes

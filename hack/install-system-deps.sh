@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local cluster and the tests need: etcd, Go 1.15 from
 # bullseye (the toolchain Debian's kubernetes 1.20.2 source package builds with), the
-# kubernetes source itself, and the networking tools the node agent uses.
+# kubernetes source itself, and the networking tools the node agent and kube-proxy use
+# (kube-proxy runs conntrack to drop stale UDP flows to removed endpoints, and
+# `kube-proxy --cleanup` asks ipset for the sets its IPVS mode would have made).
 # Idempotent: a second run on a prepared machine does nothing but check.
 set -euo pipefail
 
@@ -9,7 +11,8 @@ need_root() { if [ "$(id -u)" != 0 ]; then echo "run as root (apt-get and namesp
 
 have_all() {
   command -v etcd >/dev/null && [ -x /usr/lib/go-1.15/bin/go ] && command -v ip >/dev/null \
-    && command -v iptables >/dev/null && command -v dpkg-source >/dev/null
+    && command -v iptables >/dev/null && command -v conntrack >/dev/null \
+    && command -v ipset >/dev/null && command -v dpkg-source >/dev/null
 }
 
 if have_all && [ "${1:-}" != "--force" ]; then
@@ -45,6 +48,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  etcd-server golang-1.15-go dpkg-dev iproute2 iptables procps rsync make git ca-certificates \
+  etcd-server golang-1.15-go dpkg-dev iproute2 iptables conntrack ipset procps rsync make git ca-certificates \
   >/dev/null
 echo "system dependencies installed"

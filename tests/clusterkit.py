@@ -106,6 +106,17 @@ class Kube:
             server.shutdown()
             server.server_close()
 
+    def service_url(self, name: str, namespace: str, port: str | int | None = None) -> str:
+        """``http://<ClusterIP>:<port>`` of a Service, as a client in the cluster calls it;
+        the host and every pod reach it through kube-proxy. ``port`` picks a port by name
+        or number (default: the first)."""
+        spec = self.get("service", name, "-n", namespace)["spec"]
+        ports = spec["ports"]
+        chosen = next((p for p in ports if port in (p.get("name"), p["port"])), ports[0])
+        if port is not None and port not in (chosen.get("name"), chosen["port"]):
+            raise AssertionError(f"service {namespace}/{name} has no port {port}: {ports}")
+        return f"http://{spec['clusterIP']}:{chosen['port']}"
+
     def get(self, *args: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 

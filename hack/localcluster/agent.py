@@ -57,7 +57,7 @@ class Agent:
         self.api_client = client.ApiClient(cfg)
         self.core = client.CoreV1Api(self.api_client)
         self.coordination = client.CoordinationV1Api(self.api_client)
-        self.addresses = network.AddressPool(layout.pod_subnet)
+        self.addresses = network.AddressPool(layout.pod_subnet, reserved=(layout.proxy_address,))
         self.pods: dict[str, PodRuntime] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()

@@ -1,4 +1,5 @@
-"""Bring a whole local cluster up or down: control plane, node agent, default storage."""
+"""Bring a whole local cluster up or down: control plane, kube-proxy, node agent, default
+storage."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import controlplane, network
+from . import controlplane, network, proxy
 from . import layout as layout_mod
 from .layout import NODE_NAMES, Layout
 
@@ -34,8 +35,9 @@ STORAGE_CLASS = {
 
 
 def running(layout: Layout) -> bool:
-    """Whether every control-plane process and the agent run and the apiserver answers."""
-    names = (*controlplane.COMPONENTS, AGENT)
+    """Whether every control-plane process, kube-proxy and the agent run and the apiserver
+    answers."""
+    names = (*controlplane.COMPONENTS, proxy.NAME, AGENT)
     return all(controlplane.read_pid(layout, n) for n in names) and controlplane.apiserver_ready(
         layout
     )
@@ -86,6 +88,7 @@ def up(root: Path) -> Layout:
         return layout
     start = time.monotonic()
     controlplane.start(layout)
+    proxy.start(layout, controlplane.kubernetes_bin())
     controlplane.kubectl(layout, "apply", "-f", "-", input=json.dumps(STORAGE_CLASS))
     controlplane.start_daemon(
         layout,
@@ -109,6 +112,7 @@ def up(root: Path) -> Layout:
         60,
         layout.logs / "kube-controller-manager.log",
     )
+    proxy.wait_routing(layout)
     print(
         f"cluster up in {time.monotonic() - start:.1f}s: KUBECONFIG={layout.kubeconfig}",
         file=sys.stderr,
@@ -152,6 +156,7 @@ STATE = (
     "controller-manager.kubeconfig",
     "scheduler.kubeconfig",
     "node-agent.kubeconfig",
+    proxy.KUBECONFIG,
 )
 
 
@@ -162,6 +167,7 @@ def down(root: Path) -> None:
         print(f"no cluster in {root}", file=sys.stderr)
         return
     controlplane.stop_daemon(layout, AGENT, timeout=20)
+    proxy.stop(layout)
     controlplane.stop(layout)
     _kill_namespace_processes(layout)
     network.remove_all_pod_networks(layout)
@@ -184,10 +190,14 @@ def status(root: Path) -> int:
         print(f"no cluster in {root}")
         return 1
     ok = True
-    for name in (*controlplane.COMPONENTS, AGENT):
+    for name in (*controlplane.COMPONENTS, proxy.NAME, AGENT):
         pid = controlplane.read_pid(layout, name)
         ok &= pid is not None
         print(f"{name:24} {'running pid ' + str(pid) if pid else 'stopped'}")
     print(f"apiserver                {layout.apiserver_url}  kubeconfig {layout.kubeconfig}")
     print(f"pod network              {layout.pod_subnet} on bridge {layout.bridge}")
+    print(
+        f"service network          {layout.service_subnet} via kube-proxy at "
+        f"{layout.proxy_address} (namespace {layout.proxy_netns})"
+    )
     return 0 if ok else 1

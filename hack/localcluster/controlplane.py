@@ -213,7 +213,7 @@ def ensure_pki(layout: Layout) -> None:
 # -- components ---------------------------------------------------------------------------
 
 
-def _flags(flags: dict[str, object]) -> list[str]:
+def command_flags(flags: dict[str, object]) -> list[str]:
     """``{"secure-port": 6443}`` → ``["--secure-port=6443"]``; booleans as true/false."""
     return [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in flags.items()]
 
@@ -234,7 +234,7 @@ def start_etcd(layout: Layout) -> None:
         "quota-backend-bytes": 2 * 1024**3,
         "unsafe-no-fsync": True,  # test data; saves seconds of fsync per cluster start
     }
-    start_daemon(layout, "etcd", [etcd_binary(), *_flags(flags)])
+    start_daemon(layout, "etcd", [etcd_binary(), *command_flags(flags)])
 
 
 # Alpha features users rely on, on in both the apiserver (which otherwise drops the
@@ -273,7 +273,7 @@ def start_apiserver(layout: Layout, bin_dir: Path) -> None:
         "feature-gates": FEATURE_GATES,
         "v": 1,
     }
-    start_daemon(layout, "kube-apiserver", [str(bin_dir / "kube-apiserver"), *_flags(flags)])
+    start_daemon(layout, "kube-apiserver", [str(bin_dir / "kube-apiserver"), *command_flags(flags)])
 
 
 def _client_flags(layout: Layout, user: str, secure_port: int) -> dict[str, object]:
@@ -313,14 +313,14 @@ def start_controller_manager(layout: Layout, bin_dir: Path) -> None:
     start_daemon(
         layout,
         "kube-controller-manager",
-        [str(bin_dir / "kube-controller-manager"), *_flags(flags)],
+        [str(bin_dir / "kube-controller-manager"), *command_flags(flags)],
     )
 
 
 def start_scheduler(layout: Layout, bin_dir: Path) -> None:
     """Start kube-scheduler with raised API client limits."""
     flags = _client_flags(layout, "scheduler", layout.scheduler_port)
-    start_daemon(layout, "kube-scheduler", [str(bin_dir / "kube-scheduler"), *_flags(flags)])
+    start_daemon(layout, "kube-scheduler", [str(bin_dir / "kube-scheduler"), *command_flags(flags)])
 
 
 def _https_get(layout: Layout, url: str, timeout: float = 2.0) -> tuple[int, str]:

@@ -131,6 +131,18 @@ class Layout:
         return ipaddress.IPv4Network(f"10.{160 + self.slot}.0.0/16")
 
     @property
+    def proxy_address(self) -> ipaddress.IPv4Address:
+        """kube-proxy's address on the bridge, the last of the pod subnet: the next hop of
+        the service subnet for the host and for every pod (see ``proxy.py``)."""
+        return self.pod_subnet.broadcast_address - 1
+
+    @property
+    def proxy_netns(self) -> str:
+        """kube-proxy's network namespace; outside ``netns_prefix``, so clearing the pods'
+        namespaces never takes it."""
+        return f"kaproxy{self.slot}"
+
+    @property
     def netns_prefix(self) -> str:
         """The prefix of this cluster's network namespace names."""
         return f"ka{self.slot}-"

@@ -53,11 +53,14 @@ def netns_name(layout: Layout, pod_uid: str) -> str:
 
 
 class AddressPool:
-    """Hands out pod addresses from the subnet; the gateway and broadcast are never given."""
+    """Hands out pod addresses from the subnet; the gateway, the broadcast and the
+    ``reserved`` addresses are never given."""
 
-    def __init__(self, subnet: ipaddress.IPv4Network) -> None:
+    def __init__(
+        self, subnet: ipaddress.IPv4Network, reserved: tuple[ipaddress.IPv4Address, ...] = ()
+    ) -> None:
         self._subnet = subnet
-        self._used: set[ipaddress.IPv4Address] = {subnet.network_address + 1}
+        self._used: set[ipaddress.IPv4Address] = {subnet.network_address + 1, *reserved}
         self._next = subnet.network_address + 2
         self._lock = threading.Lock()
 
@@ -108,6 +111,8 @@ def create_pod_network(layout: Layout, pod_uid: str, address: ipaddress.IPv4Addr
                 "link set lo up",
                 "link set eth0 up",
                 f"route add default via {layout.gateway}",
+                # ClusterIPs go to kube-proxy's namespace, as a pod's go to its node's.
+                f"route add {layout.service_subnet} via {layout.proxy_address}",
             ]
         )
         + "\n"
