@@ -14,6 +14,7 @@ from kubearts.config import Config
 from kubearts.constants import (
     ALL_KINDS,
     DATASET,
+    INFERENCE_SERVICE,
     MODEL,
     MODEL_CONVERSION,
     SUBSCRIPTION,
