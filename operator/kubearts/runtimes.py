@@ -2,7 +2,8 @@
 
 | format                    | runtime       | pools                                  |
 |---------------------------|---------------|----------------------------------------|
-| saved-model, frozen-graph | tensorflow    | cpu, gpu                               |
+| saved-model               | tensorflow    | cpu, gpu                               |
+| frozen-graph              | (not served)  | kept for conversion (ATC, tf2onnx)     |
 | onnx                      | onnxruntime   | cpu, gpu (CUDA), ascend310 (CANN EP)   |
 | om                        | ascend        | ascend310 (AscendCL)                   |
 
@@ -27,7 +28,9 @@ __all__ = [
     "serving_mismatch",
 ]
 
-#: The runtimes that can load each format; the first is the default.
+#: The runtimes that can load each format; the first is the default. A frozen graph is
+#: the input of conversions: it carries no signature a server could expose, so it is
+#: served through its SavedModel or its ONNX conversion instead.
 FORMAT_RUNTIMES: Final[Mapping[str, tuple[str, ...]]] = {
     "saved-model": ("tensorflow",),
     "frozen-graph": ("tensorflow",),
@@ -53,6 +56,9 @@ PROVIDERS: Final[Mapping[tuple[str, str], str]] = {
 
 REASON_RUNTIME_MISMATCH: Final = "RuntimeMismatch"
 REASON_POOL_MISMATCH: Final = "PoolMismatch"
+REASON_FORMAT_NOT_SERVED: Final = "FormatNotServed"
+#: Formats a predictor loads.
+SERVED_FORMATS: Final = frozenset({"saved-model", "onnx", "om"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,12 @@ def runtime_mismatch(model_format: str, runtime: str) -> Mismatch | None:
 
 def serving_mismatch(model_format: str, runtime: str, pool: str) -> Mismatch | None:
     """None when a ``model_format`` model can be served with ``runtime`` on ``pool``."""
+    if model_format not in SERVED_FORMATS:
+        return Mismatch(
+            REASON_FORMAT_NOT_SERVED,
+            f"a {model_format!r} model is not served; serve the training job's saved-model, "
+            "or convert it to ONNX (TF-FrozenGraph-To-ONNX) and serve that",
+        )
     wrong_runtime = runtime_mismatch(model_format, runtime)
     if wrong_runtime is not None:
         return wrong_runtime
@@ -99,6 +111,8 @@ def serving_mismatch(model_format: str, runtime: str, pool: str) -> Mismatch | N
 
 def servable(model_format: str) -> list[dict[str, Sequence[str] | str]]:
     """``status.versions[].runtimes``: each runtime of the format with its pools."""
+    if model_format not in SERVED_FORMATS:
+        return []
     return [
         {"runtime": runtime, "pools": list(RUNTIME_POOLS[runtime])}
         for runtime in FORMAT_RUNTIMES[model_format]

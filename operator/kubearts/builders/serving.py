@@ -215,6 +215,7 @@ def batch_job(
     plan: ServePlan,
     *,
     image: str,
+    allow_cpu_fallback: bool,
     input_location: StorageLocation,
     output_location: StorageLocation,
     output_file: str,
@@ -239,6 +240,8 @@ def batch_job(
             MODEL_PATH,
             "--runtime",
             plan.runtime,
+            "--device",
+            plan.pool,
             "--input",
             INPUT_PATH,
             "--output",
@@ -246,7 +249,11 @@ def batch_job(
             "--result",
             RESULT_PATH,
         ],
-        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "HOME", "value": "/tmp"}],
+        "env": [
+            {"name": "KUBEARTS_ALLOW_CPU_FALLBACK", "value": str(allow_cpu_fallback).lower()},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+            {"name": "HOME", "value": "/tmp"},
+        ],
         "workingDir": "/tmp",
     }
     return worker_job(

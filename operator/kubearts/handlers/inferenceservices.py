@@ -230,6 +230,7 @@ def _batch(
                 body,
                 plan,
                 image=predictor_image(_images(config), plan.runtime, plan.pool),
+                allow_cpu_fallback=config.allow_cpu_fallback,
                 input_location=source,
                 output_location=target,
                 output_file=BATCH_OUTPUT_FILE,
