@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from kubearts_converter import atc, graphs, onnx_export, samples, verify
+from kubearts_converter import atc, graphs, onnx_export, onnx_info, samples, verify
 from kubearts_converter.digest import file_sha256
 from kubearts_converter.errors import ConverterError
 from kubearts_converter.options import (
@@ -136,7 +136,7 @@ def _onnx(
     verification["maxAbsDiff"] = finite(comparison.maxAbsDiff)
     verification["meanAbsDiff"] = finite(comparison.meanAbsDiff)
     tools = onnx_export.versions()
-    onnx_inputs, onnx_outputs = onnx_export.interface(target)
+    onnx_inputs, onnx_outputs = onnx_info.interface(target)
     labels = _copy_labels(source, job.output)
     conversion = {
         "template": job.template,
