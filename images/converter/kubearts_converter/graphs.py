@@ -198,7 +198,7 @@ def with_candidates(graph: GraphInterface, nodes: list[OutputNode]) -> GraphInte
     extra = tuple(
         Tensor(n.tensor, "", None) for n in nodes if n.tensor not in listed and n.tensor in graph.tensors
     )
-    return GraphInterface(graph.kind, extra + graph.outputs, graph.tensors)
+    return GraphInterface(graph.kind, graph.inputs, extra + graph.outputs, graph.tensors)
 
 
 class FrozenRunner:
