@@ -62,7 +62,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="also write the log and the JSON lines here",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

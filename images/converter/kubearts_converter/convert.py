@@ -265,9 +265,7 @@ def _card(
     """The source's model card for the ONNX model: its own inputs and outputs (with the
     source's image attributes kept), the labels and how it was made."""
     card: dict[str, Any] = dict(source.card or {"schemaVersion": 1})
-    before = {
-        str(t.get("name")): t for t in card.get("inputs") or [] if isinstance(t, dict)
-    }
+    before = {str(t.get("name")): t for t in card.get("inputs") or [] if isinstance(t, dict)}
     merged = []
     for tensor in inputs:
         attributes = {k: v for k, v in before.get(tensor["name"], {}).items() if k != "graphTensor"}

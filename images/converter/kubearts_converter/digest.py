@@ -43,9 +43,7 @@ def tree_digest(entries: Iterable[Entry]) -> TreeDigest:
     hasher = hashlib.sha256()
     for entry in ordered:
         hasher.update(f"{entry.path}\0{entry.size}\0{entry.sha256}\n".encode())
-    return TreeDigest(
-        f"sha256:{hasher.hexdigest()}", sum(e.size for e in ordered), len(ordered)
-    )
+    return TreeDigest(f"sha256:{hasher.hexdigest()}", sum(e.size for e in ordered), len(ordered))
 
 
 def file_sha256(path: Path) -> str:

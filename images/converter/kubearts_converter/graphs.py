@@ -69,7 +69,10 @@ def locate(source: Path, kind: str) -> Source:
             artifact = source
         elif (source / SAVED_MODEL / SAVED_MODEL_PB).is_file():
             artifact = source / SAVED_MODEL
-        wanted = f"a SavedModel ({SAVED_MODEL}/ in a trainer output directory, or a directory with {SAVED_MODEL_PB})"
+        wanted = (
+            f"a SavedModel ({SAVED_MODEL}/ in a trainer output directory, or a directory "
+            f"with {SAVED_MODEL_PB})"
+        )
     if artifact is None:
         raise ConverterError(
             "SourceUnavailable",
@@ -137,6 +140,15 @@ def frozen_interface(graph_def: Any) -> GraphInterface:
     return GraphInterface("frozen graph", inputs, outputs, tensors)
 
 
+def tensors_of(graph_def: Any, names: Sequence[str]) -> list[Tensor]:
+    """The dtype and shape of the named tensors (``node:index``) of a frozen graph."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    found = [graph.get_tensor_by_name(name) for name in names]
+    return [Tensor(t.name, t.dtype.name, _shape(t.shape)) for t in found]
+
+
 def load_saved_model(path: Path) -> Any:
     """The SavedModel's ``serving_default`` function."""
     try:
@@ -196,7 +208,9 @@ def with_candidates(graph: GraphInterface, nodes: list[OutputNode]) -> GraphInte
     """``graph`` with the declared output nodes first among its candidate outputs."""
     listed = {t.name for t in graph.outputs}
     extra = tuple(
-        Tensor(n.tensor, "", None) for n in nodes if n.tensor not in listed and n.tensor in graph.tensors
+        Tensor(n.tensor, "", None)
+        for n in nodes
+        if n.tensor not in listed and n.tensor in graph.tensors
     )
     return GraphInterface(graph.kind, graph.inputs, extra + graph.outputs, graph.tensors)
 

@@ -51,7 +51,10 @@ def from_frozen_graph(
     """tf2onnx's ModelProto of a frozen graph."""
     input_names = [f"{t.name}:0" for t in inputs]
     output_names = [n.tensor for n in outputs]
-    fixed = {s.name if ":" in s.name else f"{s.name}:0": _dims_or_none(s.dims) for s in options.input_shapes}
+    fixed = {
+        s.name if ":" in s.name else f"{s.name}:0": _dims_or_none(s.dims)
+        for s in options.input_shapes
+    }
     try:
         model, _ = tf2onnx.convert.from_graph_def(
             graph_def,
@@ -63,7 +66,9 @@ def from_frozen_graph(
             tensors_to_rename={n: _renamed(n) for n in (*input_names, *output_names)},
         )
     except Exception as exc:
-        raise ConverterError("ConversionFailed", f"tf2onnx cannot convert the graph: {exc}") from exc
+        raise ConverterError(
+            "ConversionFailed", f"tf2onnx cannot convert the graph: {exc}"
+        ) from exc
     return model
 
 

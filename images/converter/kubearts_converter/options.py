@@ -23,7 +23,9 @@ from typing import Final, Literal
 
 from kubearts_converter.errors import ConverterError
 
-Template = Literal["TF-FrozenGraph-To-ONNX", "TF-SavedModel-To-ONNX", "TF-FrozenGraph-To-Ascend-C32"]
+Template = Literal[
+    "TF-FrozenGraph-To-ONNX", "TF-SavedModel-To-ONNX", "TF-FrozenGraph-To-Ascend-C32"
+]
 TEMPLATES: Final[tuple[Template, ...]] = (
     "TF-FrozenGraph-To-ONNX",
     "TF-SavedModel-To-ONNX",
@@ -210,9 +212,7 @@ def parse(
 def resolved_inputs(options: Options, graph: GraphInterface) -> list[Tensor]:
     """The inputs the conversion uses: the graph's, with the user's shapes where given."""
     fixed = {strip_index(s.name): s.dims for s in options.input_shapes}
-    return [
-        Tensor(t.name, t.dtype, fixed.get(t.name, t.shape)) for t in graph.inputs
-    ]
+    return [Tensor(t.name, t.dtype, fixed.get(t.name, t.shape)) for t in graph.inputs]
 
 
 def check(
@@ -230,9 +230,7 @@ def check(
     for shape in options.input_shapes:
         tensor = graph.input(shape.name)
         if tensor is None:
-            problems.append(
-                f"{OPTION_NAMES['inputShape']}: the graph has no input {shape.name!r}"
-            )
+            problems.append(f"{OPTION_NAMES['inputShape']}: the graph has no input {shape.name!r}")
             continue
         if tensor.shape is None:
             continue
@@ -289,6 +287,8 @@ def check(
 def describe(graph: GraphInterface, limit: int = 10) -> str:
     """The graph's inputs and candidate outputs, for messages."""
     outputs = [t.text() for t in graph.outputs]
-    shown = ", ".join(outputs[:limit]) + (f" and {len(outputs) - limit} more" if len(outputs) > limit else "")
+    shown = ", ".join(outputs[:limit]) + (
+        f" and {len(outputs) - limit} more" if len(outputs) > limit else ""
+    )
     inputs = ", ".join(t.text() for t in graph.inputs) or "none"
     return f"The {graph.kind} has inputs: {inputs}; candidate outputs: {shown or 'none'}"

@@ -1,7 +1,7 @@
 """The ``register`` command: copy one model version into its immutable registry location.
 
 What each format takes from ``--source`` (a trainer output directory, a converter output
-directory, or the artifact itself):
+directory, any directory, or the artifact itself, which is then registered alone):
 
 ==============  ==========================================  ================================
 format          required                                    copied when present
@@ -78,7 +78,7 @@ def select(job: Job) -> dict[str, Path]:
     missing and what was found."""
     source = job.source
     selection: dict[str, Path] = {}
-    home: Path | None = source if source.is_dir() else source.parent
+    home: Path | None = source if source.is_dir() else None
     if job.format == "saved-model":
         if (source / SAVED_MODEL / "saved_model.pb").is_file():
             model_dir = source / SAVED_MODEL
@@ -89,7 +89,9 @@ def select(job: Job) -> dict[str, Path]:
         for relative, path in files_of(model_dir).items():
             selection[f"{SAVED_MODEL}/{relative}"] = path
     elif job.format in ("frozen-graph", "onnx"):
-        name, suffix = ("frozen_graph.pb", ".pb") if job.format == "frozen-graph" else ("model.onnx", ".onnx")
+        name, suffix = (
+            ("frozen_graph.pb", ".pb") if job.format == "frozen-graph" else ("model.onnx", ".onnx")
+        )
         if source.is_file() and source.suffix == suffix:
             artifact: Path | None = source
         elif (source / name).is_file():
@@ -124,7 +126,9 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ConverterError("SourceUnavailable", f"{what} {path} is not readable JSON: {exc}") from exc
+        raise ConverterError(
+            "SourceUnavailable", f"{what} {path} is not readable JSON: {exc}"
+        ) from exc
     if not isinstance(data, dict):
         raise ConverterError("SourceUnavailable", f"{what} {path} is not a JSON object")
     return data
@@ -176,7 +180,9 @@ def signature(job: Job, selection: dict[str, Path]) -> dict[str, Any]:
         result = {
             "inputs": _tensors(card.get("inputs")),
             "outputs": _tensors(card.get("outputs")),
-            "labels": [str(x) for x in card["labels"]] if isinstance(card.get("labels"), list) else None,
+            "labels": [str(x) for x in card["labels"]]
+            if isinstance(card.get("labels"), list)
+            else None,
         }
     elif job.format == "om":
         result = config_signature(_read_json(selection[CONFIG], "the config"), selection[CONFIG])
@@ -189,7 +195,9 @@ def signature(job: Job, selection: dict[str, Path]) -> dict[str, Any]:
         result = _tensorflow_signature(job, selection)
     if LABELS in selection:
         result["labels"] = [
-            line for line in selection[LABELS].read_text(encoding="utf-8").splitlines() if line.strip()
+            line
+            for line in selection[LABELS].read_text(encoding="utf-8").splitlines()
+            if line.strip()
         ]
     labels = result.get("labels")
     result["classes"] = len(labels) if isinstance(labels, list) else None
@@ -204,19 +212,28 @@ def _tensorflow_signature(job: Job, selection: dict[str, Path]) -> dict[str, Any
     if job.format == "saved-model":
         pb = selection[f"{SAVED_MODEL}/saved_model.pb"]
         interface = graphs.saved_model_interface(graphs.load_saved_model(pb.parent))
-        outputs = [
-            {"name": t.name.removesuffix(":0"), "dtype": t.dtype, "shape": list(t.shape or [])}
-            for t in interface.outputs
-        ]
+        output_tensors = list(interface.outputs)
     else:
-        interface = graphs.frozen_interface(graphs.load_graph_def(selection["frozen_graph.pb"]))
+        graph_def = graphs.load_graph_def(selection["frozen_graph.pb"])
+        interface = graphs.frozen_interface(graph_def)
         nodes = graphs.default_outputs(interface, None)
-        outputs = [{"name": n.tensor, "dtype": "", "shape": None} for n in nodes]
-    inputs = [
-        {"name": t.name, "dtype": t.dtype, "shape": list(t.shape) if t.shape else None}
-        for t in interface.inputs
-    ]
-    return {"inputs": inputs, "outputs": outputs, "labels": None}
+        output_tensors = graphs.tensors_of(graph_def, [n.tensor for n in nodes])
+
+    def described(tensors: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": t.name.removesuffix(":0"),
+                "dtype": t.dtype,
+                "shape": list(t.shape) if t.shape is not None else None,
+            }
+            for t in tensors
+        ]
+
+    return {
+        "inputs": described(interface.inputs),
+        "outputs": described(output_tensors),
+        "labels": None,
+    }
 
 
 def metrics(selection: dict[str, Path]) -> dict[str, Any] | None:
@@ -224,7 +241,11 @@ def metrics(selection: dict[str, Path]) -> dict[str, Any] | None:
     found: Any = None
     if MODEL_CARD in selection:
         card = _read_json(selection[MODEL_CARD], "the model card")
-        found = (card.get("metrics") or {}).get("evaluation") if isinstance(card.get("metrics"), dict) else None
+        found = (
+            (card.get("metrics") or {}).get("evaluation")
+            if isinstance(card.get("metrics"), dict)
+            else None
+        )
     elif CONFIG in selection:
         found = _read_json(selection[CONFIG], "the config").get("metrics")
     if not isinstance(found, dict):
@@ -291,7 +312,11 @@ def _existing(
             existingDigest=present.digest,
         )
     return _document(
-        job, expected, sig, figures, f"{job.output} already holds this {job.format} model: unchanged"
+        job,
+        expected,
+        sig,
+        figures,
+        f"{job.output} already holds this {job.format} model: unchanged",
     )
 
 

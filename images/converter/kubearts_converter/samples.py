@@ -44,7 +44,8 @@ def manifest_sources(manifest: Path, root: Path, count: int) -> list[Path]:
                 raise TypeError("source is not a string")
         except (ValueError, TypeError, KeyError) as exc:
             raise ConverterError(
-                "SourceUnavailable", f"--verify-manifest {manifest}:{number} is not a manifest line: {exc}"
+                "SourceUnavailable",
+                f"--verify-manifest {manifest}:{number} is not a manifest line: {exc}",
             ) from exc
         relative = PurePosixPath(source)
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
@@ -57,7 +58,8 @@ def manifest_sources(manifest: Path, root: Path, count: int) -> list[Path]:
         if not path.is_file():
             raise ConverterError(
                 "SourceUnavailable",
-                f"--verify-manifest {manifest}:{number}: {path} does not exist; check --verify-root",
+                f"--verify-manifest {manifest}:{number}: {path} does not exist; "
+                "check --verify-root",
             )
         files.append(path)
     if not files:

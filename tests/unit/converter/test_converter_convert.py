@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import CLASSES, Exported, Run
+from converter_helpers import CLASSES, Exported, Run
 
 
 def _convert(exported: Exported, output: Path, template: str, *extra: str) -> list[str]:
@@ -156,7 +156,8 @@ def test_ascend_without_atc_fails_with_the_command_and_no_om(
     assert run.code == 11
     result: dict[str, Any] = run.result
     assert result["reason"] == "ConverterUnavailable"
-    assert "atc" in result["message"] and "CANN" in result["message"]
+    assert "atc" in result["message"]
+    assert "CANN" in result["message"]
     assert result["command"] == [
         "atc",
         "--framework=3",
@@ -169,7 +170,8 @@ def test_ascend_without_atc_fails_with_the_command_and_no_om(
         "--output_type=FP32",
         "--precision_mode=allow_fp32_to_fp16",
     ]
-    assert run.result_file is not None and run.result_file["command"] == result["command"]
+    assert run.result_file is not None
+    assert run.result_file["command"] == result["command"]
     assert not list(tmp_path.rglob("*.om"))
 
 
@@ -188,8 +190,15 @@ def test_missing_artifact_is_source_unavailable(
     empty.mkdir()
     (empty / "notes.txt").write_text("", encoding="utf-8")
     run = run_main(
-        ["convert", "--template", "TF-SavedModel-To-ONNX", "--source", str(empty),
-         "--output", str(tmp_path / "out")]
+        [
+            "convert",
+            "--template",
+            "TF-SavedModel-To-ONNX",
+            "--source",
+            str(empty),
+            "--output",
+            str(tmp_path / "out"),
+        ]
     )
     assert run.code == 10
     assert "saved_model/" in run.result["message"]
@@ -201,8 +210,15 @@ def test_too_tight_a_tolerance_is_verification_failed(
 ) -> None:
     # The frozen graph's float rounding differs from ONNX Runtime's by more than 1e-12.
     run = run_main(
-        _convert(exported, tmp_path / "onnx", "TF-FrozenGraph-To-ONNX",
-                 "--verify-tolerance", "1e-12", "--verify-samples", "2")
+        _convert(
+            exported,
+            tmp_path / "onnx",
+            "TF-FrozenGraph-To-ONNX",
+            "--verify-tolerance",
+            "1e-12",
+            "--verify-samples",
+            "2",
+        )
     )
     assert run.code == 21, run.result
     assert run.result["reason"] == "VerificationFailed"

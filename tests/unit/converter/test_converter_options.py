@@ -64,7 +64,9 @@ def test_output_nodes_syntax(text: str, expected: tuple[OutputNode, ...]) -> Non
     assert parse_output_nodes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["logits:x", "logits:0;logits", ";"], ids=["index", "twice", "empty"])
+@pytest.mark.parametrize(
+    "text", ["logits:x", "logits:0;logits", ";"], ids=["index", "twice", "empty"]
+)
 def test_bad_output_nodes(text: str) -> None:
     with pytest.raises(ConverterError, match=r"--output-nodes"):
         parse_output_nodes(text)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CLASSES, Exported, Run
+from converter_helpers import CLASSES, Exported, Run
 
 from kubearts_converter.digest import digest_tree
 
@@ -105,9 +105,7 @@ def test_saved_model_signature_without_a_card(
     run = run_main(_register(exported.root / "saved_model", "saved-model", tmp_path / "v1"))
     assert run.code == 0, run.result
     signature = run.result["signature"]
-    assert signature["inputs"] == [
-        {"name": "images", "dtype": "float32", "shape": [-1, -1, -1, 3]}
-    ]
+    assert signature["inputs"] == [{"name": "images", "dtype": "float32", "shape": [-1, -1, -1, 3]}]
     assert signature["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 4]}]
 
 
@@ -136,7 +134,9 @@ def test_om_with_config(om_source: Path, run_main: Callable[..., Run], tmp_path:
     assert signature["modelAlgorithm"] == "image_classification"
     assert signature["modelType"] == "Ascend"
     assert signature["labels"] == ["zero", "one"]
-    assert signature["inputs"] == [{"name": "images", "dtype": "float32", "shape": [1, 224, 224, 3]}]
+    assert signature["inputs"] == [
+        {"name": "images", "dtype": "float32", "shape": [1, 224, 224, 3]}
+    ]
     assert run.result["metrics"] == {"accuracy": 0.9}
 
 
@@ -190,23 +190,50 @@ def test_long_label_lists_are_cut_to_fit_the_termination_log(
 def test_cli_success_in_a_process(onnx_source: Path, tmp_path: Path) -> None:
     result = tmp_path / "termination-log"
     finished = subprocess.run(
-        [sys.executable, "-m", "kubearts_converter", *_register(onnx_source, "onnx", tmp_path / "v1"),
-         "--result", str(result)],
-        capture_output=True, text=True, env=WORKER_ENV, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "kubearts_converter",
+            *_register(onnx_source, "onnx", tmp_path / "v1"),
+            "--result",
+            str(result),
+        ],
+        capture_output=True,
+        text=True,
+        env=WORKER_ENV,
+        timeout=120,
+        check=False,
     )
     assert finished.returncode == 0, finished.stderr
     lines = [json.loads(line) for line in finished.stdout.splitlines()]
-    assert lines[-1]["event"] == "result" and lines[-1]["status"] == "Succeeded"
+    assert lines[-1]["event"] == "result"
+    assert lines[-1]["status"] == "Succeeded"
     assert json.loads(result.read_text(encoding="utf-8"))["reason"] == "Registered"
 
 
 @pytest.mark.parametrize(
     ("args", "code", "reason"),
     [
-        (["convert", "--template", "TF-Lite-To-ONNX", "--source", "x", "--output", "y"], 2,
-         "InvalidArgument"),
-        (["convert", "--template", "TF-FrozenGraph-To-ONNX", "--source", "x", "--output", "y",
-          "--input-shape", "images:1,a"], 3, "InvalidOptions"),
+        (
+            ["convert", "--template", "TF-Lite-To-ONNX", "--source", "x", "--output", "y"],
+            2,
+            "InvalidArgument",
+        ),
+        (
+            [
+                "convert",
+                "--template",
+                "TF-FrozenGraph-To-ONNX",
+                "--source",
+                "x",
+                "--output",
+                "y",
+                "--input-shape",
+                "images:1,a",
+            ],
+            3,
+            "InvalidOptions",
+        ),
     ],
     ids=["unknown-template", "bad-input-shape"],
 )
@@ -214,9 +241,28 @@ def test_cli_failures_in_a_process(tmp_path: Path, args: list[str], code: int, r
     result = tmp_path / "termination-log"
     finished = subprocess.run(
         [sys.executable, "-m", "kubearts_converter", *args, "--result", str(result)],
-        capture_output=True, text=True, env=WORKER_ENV, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=WORKER_ENV,
+        timeout=120,
+        check=False,
     )
     assert finished.returncode == code, finished.stderr
     assert json.loads(finished.stdout.splitlines()[-1])["reason"] == reason
     written = json.loads(result.read_text(encoding="utf-8"))
-    assert written["status"] == "Failed" and written["reason"] == reason
+    assert written["status"] == "Failed"
+    assert written["reason"] == reason
+
+
+def test_frozen_graph_signature_without_a_card(
+    exported: Exported, run_main: Callable[..., Run], tmp_path: Path
+) -> None:
+    run = run_main(_register(exported.root / "frozen_graph.pb", "frozen-graph", tmp_path / "v1"))
+    assert run.code == 0, run.result
+    assert sorted(p.name for p in (tmp_path / "v1").iterdir()) == [
+        "frozen_graph.pb",
+        "registration.json",
+    ]
+    signature = run.result["signature"]
+    assert signature["inputs"] == [{"name": "images", "dtype": "float32", "shape": [-1, -1, -1, 3]}]
+    assert signature["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 4]}]

@@ -80,5 +80,12 @@ def test_document_names_the_inputs() -> None:
     logits = np.eye(3)
     document = compare([logits], [logits], 1e-4).document("eval-split")
     assert document["inputs"] == "eval-split"
-    assert set(document) >= {"passed", "samples", "tolerance", "maxAbsDiff", "meanAbsDiff",
-                             "top1Agreement", "message"}
+    assert set(document) >= {
+        "passed",
+        "samples",
+        "tolerance",
+        "maxAbsDiff",
+        "meanAbsDiff",
+        "top1Agreement",
+        "message",
+    }
