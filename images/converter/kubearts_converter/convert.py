@@ -22,7 +22,6 @@ from kubearts_converter.digest import file_sha256
 from kubearts_converter.errors import ConverterError
 from kubearts_converter.options import (
     ATC_TEMPLATE,
-    GraphInterface,
     Options,
     OutputNode,
     Tensor,
@@ -69,7 +68,7 @@ def run(job: Job) -> dict[str, Any]:
     inputs = resolved_inputs(job.options, graph)
     if job.template == ATC_TEMPLATE:
         return _ascend(job, source, inputs, outputs)
-    return _onnx(job, source, graph, graph_def, function, inputs, outputs)
+    return _onnx(job, source, graph_def, function, inputs, outputs)
 
 
 def _ascend(
@@ -103,7 +102,6 @@ def _ascend(
 def _onnx(
     job: Job,
     source: graphs.Source,
-    graph: GraphInterface,
     graph_def: Any,
     function: Any,
     inputs: list[Tensor],
@@ -131,7 +129,9 @@ def _onnx(
         reference = graphs.SavedModelRunner(
             function, [t.name for t in inputs], [n.name for n in outputs]
         )
-    comparison, origin = _verify(job, source, inputs, reference, onnx_export.OnnxRunner(target))
+    names = [onnx_export.output_name(n) if graph_def is not None else n.name for n in outputs]
+    converted = onnx_export.OnnxRunner(target, names)
+    comparison, origin = _verify(job, source, inputs, reference, converted)
     verification = comparison.document(origin)
     verification["maxAbsDiff"] = finite(comparison.maxAbsDiff)
     verification["meanAbsDiff"] = finite(comparison.meanAbsDiff)

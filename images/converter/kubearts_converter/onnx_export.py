@@ -36,6 +36,11 @@ MODEL_NAME: Final = "model.onnx"
 PROVIDERS: Final = ["CPUExecutionProvider"]
 
 
+def output_name(node: OutputNode) -> str:
+    """The ONNX name of an output node: ``logits:0`` → ``logits``; ``feat:1`` stays."""
+    return _renamed(node.tensor)
+
+
 def _renamed(tensor: str) -> str:
     return tensor[:-2] if tensor.endswith(":0") else tensor
 
@@ -127,13 +132,13 @@ def optimize(model: Any, raw: Path, target: Path) -> None:
 class OnnxRunner:
     """Runs the converted model with ONNX Runtime on the CPU."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, outputs: list[str] | None = None, threads: int = 0) -> None:
         settings = ort.SessionOptions()
         if threads:
             settings.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), settings, providers=PROVIDERS)
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.outputs = outputs or [o.name for o in self.session.get_outputs()]
 
     def __call__(self, feeds: list[npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
         results = self.session.run(self.outputs, dict(zip(self.inputs, feeds, strict=True)))
