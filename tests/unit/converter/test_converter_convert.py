@@ -4,6 +4,7 @@ verified against TensorFlow, options checked against the real graph, ATC's absen
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,68 @@ def test_too_tight_a_tolerance_is_verification_failed(
     assert run.result["verification"]["passed"] is False
     assert run.result["verification"]["maxAbsDiff"] > 1e-12
     assert "--verify-tolerance" in run.result["message"]
+
+
+def _fake_atc(folder: Path, script: str) -> None:
+    """An ``atc`` stand-in on PATH (this machine has no CANN toolkit)."""
+    folder.mkdir()
+    tool = folder / "atc"
+    tool.write_text("#!/bin/sh\n" + script, encoding="utf-8")
+    tool.chmod(0o755)
+
+
+def test_ascend_with_atc_reports_its_om(
+    exported: Exported,
+    run_main: Callable[..., Run],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Writes <--output>.om as ATC does; the converter only checks and reports it.
+    _fake_atc(
+        tmp_path / "bin",
+        'for a in "$@"; do case "$a" in --output=*) printf om > "${a#--output=}.om";; esac; done\n',
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    output = tmp_path / "om"
+    run = run_main(
+        _convert(
+            exported,
+            output,
+            "TF-FrozenGraph-To-Ascend-C32",
+            "--input-shape",
+            "images:1,32,32,3",
+            "--precision",
+            "FP16",
+        )
+    )
+    assert run.code == 0, run.result
+    assert run.result["output"]["file"] == "model.om"
+    assert run.result["output"]["format"] == "om"
+    assert run.result["output"]["sizeBytes"] == 2
+    assert run.result["verification"]["skipped"] is True
+    assert "Ascend hardware" in run.result["verification"]["message"]
+    assert "--precision_mode=force_fp16" in run.result["command"]
+    assert (output / "labels.txt").is_file()
+
+
+def test_atc_that_writes_no_om_is_conversion_failed(
+    exported: Exported,
+    run_main: Callable[..., Run],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_atc(tmp_path / "bin", 'echo "E19999: unsupported operator" >&2\nexit 1\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    run = run_main(
+        _convert(
+            exported,
+            tmp_path / "om",
+            "TF-FrozenGraph-To-Ascend-C32",
+            "--input-shape",
+            "images:1,32,32,3",
+        )
+    )
+    assert run.code == 20
+    assert run.result["reason"] == "ConversionFailed"
+    assert "E19999" in run.result["message"]
+    assert run.result["command"][0] == "atc"
