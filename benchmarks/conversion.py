@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     args = parser.parse_args()
 
+    # Other work on the machine slows both runtimes unevenly: the load is printed with the table.
+    load_before = os.getloadavg()[0]
     import tensorflow as tf
 
     # Before TensorFlow's runtime starts: the same threads as ONNX Runtime gets.
@@ -132,7 +134,8 @@ def main() -> None:
 
     print(
         f"ResNet v1 50, {args.image_size} px, {args.classes} classes, random weights; "
-        f"threads {args.threads}, median of {args.runs} interleaved runs"
+        f"threads {args.threads}, median of {args.runs} interleaved runs; "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
     rows = [
         ("export frozen graph (s)", f"{export_seconds:.1f} ({nodes} nodes)"),
