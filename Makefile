@@ -43,9 +43,12 @@ lock: $(BIN)/uv ## re-resolve uv.lock after a pyproject.toml change (UPGRADE=1: 
 	$(UV) export $(EXPORT) --package kubearts -o requirements.lock >/dev/null
 	$(foreach p,$(IMAGES),(cd $(dir $(p)) && $(UV) export $(EXPORT) \
 	  --package kubearts-$(notdir $(patsubst %/,%,$(dir $(p)))) -o requirements.lock >/dev/null);)
+	# One image per accelerator family: the predictor's TensorFlow (SavedModel) image has its own lock.
+	cd images/predictor && $(UV) export $(EXPORT) --package kubearts-predictor --extra tensorflow \
+	  -o requirements-tensorflow.lock >/dev/null
 
 .PHONY: system-deps
-system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2
+system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2, chromium
 	bash hack/install-system-deps.sh
 
 .PHONY: kubernetes
