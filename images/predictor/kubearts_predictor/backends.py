@@ -7,6 +7,7 @@ batch in the model's layout and returning the logits. Loading decides the device
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,9 +110,13 @@ def _onnxruntime(path: Path, placement: devices.Placement, threads: int) -> Back
         fallback_message=message,
         input_name=input_name,
         output_name=output_name,
-        inputs=[{"name": i.name, "datatype": _datatype(i.type), "shape": _shape(i.shape)} for i in inputs],
+        inputs=[
+            {"name": i.name, "datatype": _datatype(i.type), "shape": _shape(i.shape)}
+            for i in inputs
+        ],
         outputs=[
-            {"name": o.name, "datatype": _datatype(o.type), "shape": _shape(o.shape)} for o in outputs
+            {"name": o.name, "datatype": _datatype(o.type), "shape": _shape(o.shape)}
+            for o in outputs
         ],
         threads=threads,
         _run=run,
@@ -145,15 +150,11 @@ def _tensorflow(path: Path, placement: devices.Placement, threads: int) -> Backe
             )
             message = devices.unavailable(placement, why)
         provider = "TensorFlow:CPU"
-        try:
+        with contextlib.suppress(RuntimeError):  # the runtime already started in this process
             tf.config.set_visible_devices([], "GPU")
-        except RuntimeError:
-            pass  # the runtime already started in this process
-    try:
+    with contextlib.suppress(RuntimeError):
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass
     try:
         loaded = tf.saved_model.load(str(path))
         signature = loaded.signatures["serving_default"]
@@ -209,6 +210,6 @@ def _ascend(model: ModelDir, placement: devices.Placement) -> Backend:
             "ModelLoadFailed",
             f"an om model runs only on ascend310, not on {placement.device}",
         )
-    from kubearts_predictor import ascend
+    from kubearts_predictor.ascend import load as load_om
 
-    return ascend.load(model, oms[0], placement)
+    return load_om(model, oms[0], placement)

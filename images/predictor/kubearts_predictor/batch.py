@@ -30,7 +30,9 @@ def files_under(root: Path) -> list[Path]:
     """Every regular file under ``root`` (hidden ones too), sorted by relative path."""
     if not root.is_dir():
         raise PredictorError("InputUnavailable", f"the input folder {root} does not exist")
-    return sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+    return sorted(
+        (p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix()
+    )
 
 
 def run(parsed: argparse.Namespace, events: Events) -> dict[str, Any]:
@@ -40,7 +42,8 @@ def run(parsed: argparse.Namespace, events: Events) -> dict[str, Any]:
         parsed.model_name, folder, placement, Settings(max_pixels=parsed.max_pixels)
     )
     model.load()
-    assert model.backend is not None and model.batcher is not None
+    assert model.backend is not None
+    assert model.batcher is not None
     events.emit(model.loaded_event())
     files = files_under(parsed.input)
     total = len(files)
@@ -54,7 +57,7 @@ def run(parsed: argparse.Namespace, events: Events) -> dict[str, Any]:
     def decode(path: Path) -> np.ndarray | str:
         try:
             return preprocess.decode(path.read_bytes(), model.image_size, parsed.max_pixels)
-        except preprocess.BadImage as exc:
+        except preprocess.BadImageError as exc:
             return str(exc)
         except OSError as exc:
             return f"cannot read the file: {exc}"

@@ -81,7 +81,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the compact JSON result here (at most 4096 bytes), e.g. /dev/termination-log",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
 
 
 def serve_parser() -> argparse.ArgumentParser:

@@ -234,7 +234,9 @@ class ImageClassifier(Model):  # type: ignore[misc]  # kserve ships no type info
         if grpc:
             metrics.REQUESTS.labels("grpc", "OK").inc()
         assert self.backend is not None
-        output = InferOutput(name=self.backend.output_name, shape=list(logits.shape), datatype="FP32")
+        output = InferOutput(
+            name=self.backend.output_name, shape=list(logits.shape), datatype="FP32"
+        )
         binary = bool(request.use_binary_outputs)
         output.set_data_from_numpy(logits, binary_data=binary)
         return InferResponse(
@@ -249,7 +251,7 @@ class ImageClassifier(Model):  # type: ignore[misc]  # kserve ships no type info
     # Image upload --------------------------------------------------------------------------
 
     async def decode_files(self, files: list[bytes]) -> np.ndarray:
-        """Image files → float32 NHWC at the model's size; ``BadImage`` for a bad file."""
+        """Image files → float32 NHWC at the model's size; ``BadImageError`` for a bad file."""
 
         def decode_all() -> np.ndarray:
             return preprocess.to_batch(
@@ -258,7 +260,7 @@ class ImageClassifier(Model):  # type: ignore[misc]  # kserve ships no type info
 
         try:
             return await asyncio.to_thread(decode_all)
-        except preprocess.BadImage as exc:
+        except preprocess.BadImageError as exc:
             metrics.ERRORS.labels(exc.reason).inc()
             raise
 
@@ -280,5 +282,5 @@ class ImageClassifier(Model):  # type: ignore[misc]  # kserve ships no type info
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits.astype(np.float64) - np.max(logits))
-    return shifted / shifted.sum()
+    shifted: np.ndarray = np.exp(logits.astype(np.float64) - np.max(logits))
+    return shifted / shifted.sum()  # type: ignore[no-any-return]

@@ -91,7 +91,9 @@ def _card(path: Path) -> dict[str, Any]:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PredictorError("ModelLoadFailed", f"cannot read the model card {path}: {exc}") from exc
+        raise PredictorError(
+            "ModelLoadFailed", f"cannot read the model card {path}: {exc}"
+        ) from exc
     if not isinstance(card, dict):
         raise PredictorError("ModelLoadFailed", f"the model card {path} is not a JSON object")
     return card

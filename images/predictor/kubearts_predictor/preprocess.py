@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 Image.MAX_IMAGE_PIXELS = None
 
 
-class BadImage(ValueError):
+class BadImageError(ValueError):
     """The upload cannot be used: undecodable, or more pixels than allowed."""
 
     def __init__(self, message: str, reason: str) -> None:
@@ -35,10 +35,10 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise BadImage(f"not a decodable image: {exc}", "undecodable") from exc
+        raise BadImageError(f"not a decodable image: {exc}", "undecodable") from exc
     width, height = image.size
     if width * height > max_pixels:
-        raise BadImage(
+        raise BadImageError(
             f"the image has {width}x{height} = {width * height} pixels; at most {max_pixels} "
             "are accepted",
             "too_many_pixels",
@@ -51,7 +51,7 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int) -> np.ndarray:
             rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
         return np.asarray(rgb, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadImage(f"not a decodable image: {exc}", "undecodable") from exc
+        raise BadImageError(f"not a decodable image: {exc}", "undecodable") from exc
 
 
 def to_batch(images: list[np.ndarray]) -> np.ndarray:

@@ -70,7 +70,9 @@ def install(app: FastAPI, model: ImageClassifier, dataplane: DataPlane) -> None:
         try:
             form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=16)
         except Exception as exc:  # starlette raises HTTPException or MultiPartException
-            return error(f"cannot read the form: {getattr(exc, 'detail', exc)}", 400, "content_type")
+            return error(
+                f"cannot read the form: {getattr(exc, 'detail', exc)}", 400, "content_type"
+            )
         try:
             files = [item for item in form.getlist("images") if isinstance(item, UploadFile)]
             if not files:
@@ -82,7 +84,7 @@ def install(app: FastAPI, model: ImageClassifier, dataplane: DataPlane) -> None:
             await form.close()
         try:
             results = await model.classify(data)
-        except preprocess.BadImage as exc:
+        except preprocess.BadImageError as exc:
             return error(str(exc), 400)
         return json_response(results[0] if len(results) == 1 else results)
 
@@ -96,7 +98,9 @@ def install(app: FastAPI, model: ImageClassifier, dataplane: DataPlane) -> None:
         response_headers.pop("content-length", None)
         response_headers.pop("content-type", None)
         if isinstance(encoded, bytes):
-            return Response(encoded, headers=response_headers, media_type="application/octet-stream")
+            return Response(
+                encoded, headers=response_headers, media_type="application/octet-stream"
+            )
         return ORJSONResponse(encoded, headers=response_headers)
 
     app.add_api_route("/", predict_page, methods=["GET"], include_in_schema=False)
@@ -167,7 +171,7 @@ def parse_v2(body: bytes, json_length: str | None, model_name: str) -> InferRequ
     )
 
 
-class _TooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
@@ -213,15 +217,15 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    raise _BodyTooLargeError
             return message
 
         try:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
-                raise _TooLarge
+                raise _BodyTooLargeError
             await self.app(scope, receive_limited, send_with_headers)
-        except _TooLarge:
+        except _BodyTooLargeError:
             if response_started:
                 raise
             metrics.ERRORS.labels("body_too_large").inc()

@@ -31,6 +31,7 @@ def build_model_dirs(root: Path) -> dict[str, Path]:
     import keras
     import tensorflow as tf
     import tf2onnx
+
     from kubearts_trainer import export
 
     keras.utils.set_random_seed(7)

@@ -18,7 +18,9 @@ def test_predict_page_shows_the_top_label(server: Server) -> None:
     ).json()
     html = requests.get(f"{server.url}/")
     assert html.status_code == 200
-    assert "<script src" not in html.text and "<link" not in html.text  # self-contained
+    # Self-contained: no script, style sheet or font from anywhere else.
+    assert "<script src" not in html.text
+    assert "<link" not in html.text
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]

@@ -72,7 +72,8 @@ def test_upload_several_images_answers_a_list_in_order(server: Server, reference
     response = requests.post(f"{server.url}/", files=files)
     assert response.status_code == 200, response.text
     answers = response.json()
-    assert isinstance(answers, list) and len(answers) == 3
+    assert isinstance(answers, list)
+    assert len(answers) == 3
     for answer, image in zip(answers, images, strict=True):
         _assert_same_top(answer, _expected_top(reference, image))
 
