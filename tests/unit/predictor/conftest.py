@@ -3,11 +3,12 @@ one predictor server on them, started as a subprocess the way a pod runs it."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from predictor_helpers import Server, build_model_dirs, start_server
+from predictor_helpers import Server, build_model_dirs, clean_env, launch_server, wait_ready
 
 #: Limits small enough to reach in a test; batching waits long enough to gather requests.
 SERVER_ARGS = (
@@ -29,13 +30,36 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def server(model_dirs: dict[str, Path]) -> Iterator[Server]:
-    """The ONNX model served on CPU with small limits."""
-    running = start_server(model_dirs["onnx"], *SERVER_ARGS)
+def servers(model_dirs: dict[str, Path]) -> Iterator[dict[str, Server]]:
+    """Two servers of the ONNX model, started together: ``cpu`` with small limits, and
+    ``fallback`` asked for a GPU (this machine has none) with CPU fallback allowed."""
+    launches = {
+        "cpu": launch_server(model_dirs["onnx"], *SERVER_ARGS),
+        "fallback": launch_server(
+            model_dirs["onnx"],
+            env=clean_env(KUBEARTS_DEVICE="gpu", KUBEARTS_ALLOW_CPU_FALLBACK="true"),
+        ),
+    }
+    running: dict[str, Server] = {}
     try:
+        for name, launch in launches.items():
+            running[name] = wait_ready(launch)
         yield running
     finally:
-        running.stop()
+        for launch in launches.values():
+            if launch.process.poll() is None:
+                launch.process.terminate()
+        for launch in launches.values():
+            try:
+                launch.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                launch.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(servers: dict[str, Server]) -> Server:
+    """The ONNX model served on CPU with small limits."""
+    return servers["cpu"]
 
 
 @pytest.fixture(scope="session")

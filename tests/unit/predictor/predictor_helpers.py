@@ -131,13 +131,15 @@ class Server:
                 self.process.wait()
 
 
-def start_server(model_dir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    """Start a predictor; return once it printed its ``loaded`` line and reports ready."""
+def launch_server(
+    model_dir: Path, *args: str, env: dict[str, str] | None = None, name: str = "tiny"
+) -> Launch:
+    """Start a predictor process; :func:`wait_ready` waits for it (start several, then wait)."""
     http_port, grpc_port = free_port(), free_port()
     process = subprocess.Popen(
         predictor_command(
             "--model_name",
-            "tiny",
+            name,
             "--model_dir",
             str(model_dir),
             "--http_port",
@@ -153,12 +155,25 @@ def start_server(model_dir: Path, *args: str, env: dict[str, str] | None = None)
         text=True,
         env=env or clean_env(),
     )
+    return Launch(process, http_port, grpc_port)
+
+
+@dataclass
+class Launch:
+    process: subprocess.Popen[str]
+    http_port: int
+    grpc_port: int
+
+
+def wait_ready(launch: Launch, timeout: float = 90) -> Server:
+    """Wait for the ``loaded`` line, then for ``/v2/health/ready``: events, not sleeps."""
+    process = launch.process
     assert process.stdout is not None
     lines: list[str] = []
     loaded = None
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while loaded is None and time.monotonic() < deadline:
         if not selector.select(timeout=1):
             if process.poll() is not None:
@@ -174,7 +189,7 @@ def start_server(model_dir: Path, *args: str, env: dict[str, str] | None = None)
     if loaded is None:
         process.kill()
         raise AssertionError(f"the predictor did not load: {lines}")
-    server = Server(process, http_port, grpc_port, loaded, lines)
+    server = Server(process, launch.http_port, launch.grpc_port, loaded, lines)
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{server.url}/v2/health/ready", timeout=2) as response:

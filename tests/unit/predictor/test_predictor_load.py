@@ -15,10 +15,10 @@ import requests
 from predictor_helpers import (
     IMAGE_SIZE,
     LABELS,
+    Server,
     clean_env,
     png,
     predictor_command,
-    start_server,
 )
 
 from kubearts_predictor import backends, cli, devices, modeldir
@@ -122,21 +122,13 @@ def test_subprocess_exit_code_and_termination_message(
     assert len(result.read_bytes()) <= 4096
 
 
-def test_gpu_with_fallback_serves_on_cpu_and_says_so(model_dirs: dict[str, Path]) -> None:
-    server = start_server(
-        model_dirs["onnx"],
-        env=clean_env(KUBEARTS_DEVICE="gpu", KUBEARTS_ALLOW_CPU_FALLBACK="true"),
-    )
-    try:
-        assert server.loaded["fallback"] is True
-        assert server.loaded["device"] == "gpu"
-        assert server.loaded["provider"] == "CPUExecutionProvider"
-        assert "instead of gpu" in server.loaded["message"]
-        response = requests.post(
-            f"{server.url}/", files=[("images", ("a.png", png(), "image/png"))]
-        )
-        assert response.status_code == 200
-        assert response.headers["X-KubeArts-Provider"] == "CPUExecutionProvider"
-        assert response.headers["X-KubeArts-Fallback"] == "true"
-    finally:
-        server.stop()
+def test_gpu_with_fallback_serves_on_cpu_and_says_so(servers: dict[str, Server]) -> None:
+    server = servers["fallback"]
+    assert server.loaded["fallback"] is True
+    assert server.loaded["device"] == "gpu"
+    assert server.loaded["provider"] == "CPUExecutionProvider"
+    assert "instead of gpu" in server.loaded["message"]
+    response = requests.post(f"{server.url}/", files=[("images", ("a.png", png(), "image/png"))])
+    assert response.status_code == 200
+    assert response.headers["X-KubeArts-Provider"] == "CPUExecutionProvider"
+    assert response.headers["X-KubeArts-Fallback"] == "true"
