@@ -3,9 +3,12 @@
 Every request's rows go to one queue. A single worker takes the first waiting request, then
 gathers more for at most ``max_wait`` seconds or until ``max_batch_size`` rows, concatenates
 them, runs the model in its own thread (the event loop keeps serving meanwhile) and hands each
-request its slice of the result. A request larger than ``max_batch_size`` runs alone. With
-one client at a time the wait is paid once per request only when the queue is empty and
-``max_wait`` is above zero, so latency-sensitive services can set it to 0.
+request its slice of the result. A request larger than ``max_batch_size`` runs alone.
+
+The wait is paid only under concurrency: when the previous execution served one request and
+nothing arrived while it ran, a lone client is not made to wait for company that is not
+coming, and its request runs at once. As soon as requests overlap (one arrives while another
+runs, or a batch gathered several), the worker waits again for up to ``max_wait``.
 """
 
 from __future__ import annotations
@@ -63,12 +66,14 @@ class Batcher:
     async def _work(self, queue: asyncio.Queue[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         carried: _Pending | None = None
+        concurrent = False
         while True:
             first = carried or await queue.get()
             carried = None
+            concurrent = concurrent or not queue.empty()
             batch = [first]
             count = len(first.rows)
-            deadline = time.monotonic() + self.max_wait
+            deadline = time.monotonic() + (self.max_wait if concurrent else 0.0)
             while count < self.max_batch_size:
                 try:
                     if queue.empty():
@@ -93,6 +98,9 @@ class Batcher:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
                 continue
+            finally:
+                # Overlap seen: this execution served several, or others queued meanwhile.
+                concurrent = len(batch) > 1 or carried is not None or not queue.empty()
             start = 0
             for pending in batch:
                 end = start + len(pending.rows)

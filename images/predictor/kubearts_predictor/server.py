@@ -69,6 +69,8 @@ def install(app: FastAPI, model: ImageClassifier, dataplane: DataPlane) -> None:
             )
         try:
             form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=16)
+        except _BodyTooLargeError:
+            raise  # answered 413 by the middleware
         except Exception as exc:  # starlette raises HTTPException or MultiPartException
             return error(
                 f"cannot read the form: {getattr(exc, 'detail', exc)}", 400, "content_type"

@@ -75,6 +75,16 @@ CASES: dict[str, tuple[Callable[[Server], requests.Response], int, str]] = {
         413,
         "larger than",
     ),
+    "body-too-large-chunked": (
+        # No Content-Length: the bytes are counted while they are read.
+        lambda s: requests.post(
+            f"{s.url}/v2/models/tiny/infer",
+            data=(b"\0" * 100_000 for _ in range(12)),
+            headers={"inference-header-content-length": "10"},
+        ),
+        413,
+        "larger than",
+    ),
     "pixel-bomb": (lambda s: _upload(s, _bomb()), 400, "at most 250000"),
     "content-type": (
         lambda s: requests.post(f"{s.url}/", data=png(), headers={"content-type": "image/png"}),
