@@ -231,6 +231,8 @@ def serve(parsed: argparse.Namespace, events: Events) -> None:
         access_log_format=parsed.access_log_format,
         event_loop=parsed.event_loop,
         timeout_keep_alive=parsed.timeout_keep_alive,
+        ssl_certfile=parsed.ssl_certfile,
+        ssl_keyfile=parsed.ssl_keyfile,
     )
     server.install(kserve_server.app, model, model_server.dataplane)
     model_server.start([model])
