@@ -16,10 +16,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from kubearts_predictor import devices
-from kubearts_predictor.backends import Backend
 from kubearts_predictor.errors import PredictorError
-from kubearts_predictor.modeldir import ModelDir
 
 _MALLOC_HUGE_FIRST: Final = 0
 _HOST_TO_DEVICE: Final = 1
@@ -31,11 +28,12 @@ def _check(ret: int, what: str) -> None:
         raise PredictorError("ModelLoadFailed", f"AscendCL {what} failed with error {ret}")
 
 
-class _Session:
+class Session:
     """One loaded om model with its device buffers; runs one slice at a time."""
 
     def __init__(self, acl: Any, path: Path, device_id: int) -> None:
         self.acl = acl
+        self.device_id = device_id
         self.lock = threading.Lock()
         _check(acl.init(), "init")
         _check(acl.rt.set_device(device_id), f"set_device({device_id})")
@@ -101,42 +99,23 @@ class _Session:
             )
         return output.reshape(self.output_shape)
 
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Any number of rows, in slices of the om model's fixed batch size (zero-padded)."""
+        size = max(1, self.input_shape[0])
+        results = []
+        for start in range(0, len(batch), size):
+            rows = batch[start : start + size]
+            padded = rows
+            if len(rows) < size:
+                padding = np.zeros((size - len(rows), *rows.shape[1:]), rows.dtype)
+                padded = np.concatenate([rows, padding])
+            results.append(self.run_slice(padded)[: len(rows)])
+        return np.concatenate(results)
 
-def load(model: ModelDir, path: Path, placement: devices.Placement) -> Backend:
+
+def open_session(path: Path) -> Session:
+    """Load ``path`` on the Ascend device ``$ASCEND_DEVICE_ID`` (default 0)."""
     import acl  # type: ignore[import-not-found]
 
     device_id = int(os.environ.get("ASCEND_DEVICE_ID", "0"))
-    session = _Session(acl, path, device_id)
-    slice_size = max(1, session.input_shape[0])
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        results = []
-        for start in range(0, len(batch), slice_size):
-            rows = batch[start : start + slice_size]
-            padded = rows
-            if len(rows) < slice_size:
-                padding = np.zeros((slice_size - len(rows), *rows.shape[1:]), rows.dtype)
-                padded = np.concatenate([rows, padding])
-            results.append(session.run_slice(padded)[: len(rows)])
-        return np.concatenate(results)
-
-    shape = [-1, *session.input_shape[1:]]
-    return Backend(
-        runtime="ascend",
-        provider=f"AscendCL:{device_id}",
-        device=placement.device,
-        fallback=False,
-        fallback_message=None,
-        input_name=session.input_name,
-        output_name=session.output_name,
-        inputs=[{"name": session.input_name, "datatype": "FP32", "shape": shape}],
-        outputs=[
-            {
-                "name": session.output_name,
-                "datatype": "FP32",
-                "shape": [-1, session.output_shape[-1]],
-            }
-        ],
-        threads=1,
-        _run=run,
-    )
+    return Session(acl, path, device_id)

@@ -210,6 +210,31 @@ def _ascend(model: ModelDir, placement: devices.Placement) -> Backend:
             "ModelLoadFailed",
             f"an om model runs only on ascend310, not on {placement.device}",
         )
-    from kubearts_predictor.ascend import load as load_om
+    from kubearts_predictor.ascend import open_session
 
-    return load_om(model, oms[0], placement)
+    session = open_session(oms[0])
+    return Backend(
+        runtime="ascend",
+        provider=f"AscendCL:{session.device_id}",
+        device=placement.device,
+        fallback=False,
+        fallback_message=None,
+        input_name=session.input_name,
+        output_name=session.output_name,
+        inputs=[
+            {
+                "name": session.input_name,
+                "datatype": "FP32",
+                "shape": [-1, *session.input_shape[1:]],
+            }
+        ],
+        outputs=[
+            {
+                "name": session.output_name,
+                "datatype": "FP32",
+                "shape": [-1, session.output_shape[-1]],
+            }
+        ],
+        threads=1,
+        _run=session.run,
+    )
