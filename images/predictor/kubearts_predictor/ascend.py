@@ -1,6 +1,6 @@
 """Ascend offline models (``.om``) on an Ascend 310 through AscendCL's Python API (``acl``).
 
-``acl`` comes with Huawei's CANN toolkit and is present only in the CANN predictor image;
+``acl`` comes with Huawei's CANN toolkit, so only an image built on CANN has it;
 :func:`kubearts_predictor.backends.load` refuses an om folder without it
 (``ModelLoadFailed: AscendCL not available``). An om model has the fixed input shape ATC
 compiled it for (``config.json``'s ``inputShape``, e.g. ``images:1,224,224,3``), so a batch
