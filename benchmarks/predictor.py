@@ -10,7 +10,7 @@ elsewhere on the machine hits every variant alike.
    500x375 JPEG) as a ratio to in-process ONNX Runtime (for upload: in-process decode +
    preprocess + inference).
 2. **Protocol cost alone**: the same protocols on a no-op model (the channel means of the
-   image), p50 in milliseconds.
+   image), served by the predictor and by the stock server, p50 in milliseconds.
 3. **Dynamic batching**: V2 REST binary from 8 concurrent clients against 1: throughput and p99.
 
 ``python benchmarks/predictor.py [--rounds 30] [--requests 12]``
@@ -85,7 +85,7 @@ def _card(folder: Path, labels: list[str]) -> None:
     (folder / "model.json").write_text(json.dumps(card))
 
 
-def stock_server(model_dir: str, http_port: int, grpc_port: int, threads: int) -> None:
+def stock_server(model_dir: str, http_port: int, grpc_port: int, threads: int, name: str) -> None:
     """KServe's stock ModelServer with a plain ONNX Runtime kserve.Model (the baseline)."""
     import kserve
     import onnxruntime as ort
@@ -118,7 +118,7 @@ def stock_server(model_dir: str, http_port: int, grpc_port: int, threads: int) -
             array = np.asarray(payload["instances"], dtype=np.float32)
             return {"predictions": self.session.run(None, {self.input_name: array})[0].tolist()}
 
-    model = OnnxModel("resnet")
+    model = OnnxModel(name)
     model.load()
     kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, workers=1).start([model])
 
@@ -234,17 +234,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--requests", type=int, default=12, help="per client, batching test")
-    parser.add_argument("--stock-server", nargs=4, metavar=("DIR", "HTTP", "GRPC", "THREADS"))
+    parser.add_argument(
+        "--stock-server", nargs=5, metavar=("DIR", "HTTP", "GRPC", "THREADS", "NAME")
+    )
     args = parser.parse_args()
     if args.stock_server:
-        folder, http, grpc_port, threads = args.stock_server
-        stock_server(folder, int(http), int(grpc_port), int(threads))
+        folder, http, grpc_port, threads, name = args.stock_server
+        stock_server(folder, int(http), int(grpc_port), int(threads), name)
         return
 
     import subprocess
 
     import onnxruntime as ort
-    from predictor_helpers import clean_env, free_port, launch_server, wait_ready
+    from predictor_helpers import launch_server, wait_ready
 
     from kubearts_predictor import preprocess, resources
 
@@ -256,21 +258,16 @@ def main() -> None:
 
     ours = launch_server(work / "resnet", "--max_batch_wait_ms", "5", name="resnet")
     noop = launch_server(work / "noop", "--max_batch_wait_ms", "0", name="noop")
-    stock_ports = (free_port(), free_port())
-    stock = subprocess.Popen(
-        [sys.executable, __file__, "--stock-server", str(work / "resnet"),
-         str(stock_ports[0]), str(stock_ports[1]), str(threads)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=clean_env(),
-    )  # fmt: skip
-    processes = [ours.process, noop.process, stock]
+    stocks = {model: _stock(work / model, threads, model) for model in ("resnet", "noop")}
+    processes = [ours.process, noop.process, *(p for _, _, p in stocks.values())]
     try:
         servers = {"ours": wait_ready(ours, 300), "noop": wait_ready(noop, 300)}
         ours_client = Client(servers["ours"].http_port, servers["ours"].grpc_port, "resnet")
         noop_client = Client(servers["noop"].http_port, servers["noop"].grpc_port, "noop")
-        stock_client = Client(*stock_ports, "resnet")
-        _wait_stock(stock_client, stock)
+        stock_client = Client(stocks["resnet"][0], stocks["resnet"][1], "resnet")
+        stock_noop = Client(stocks["noop"][0], stocks["noop"][1], "noop")
+        _wait_stock(stock_client, stocks["resnet"][2])
+        _wait_stock(stock_noop, stocks["noop"][2])
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -313,6 +310,9 @@ def main() -> None:
                 "no-op ours V2 gRPC": lambda: noop_client.grpc(batch),
                 "no-op ours V1 JSON": lambda: noop_client.v1_json(batch),
                 "no-op ours upload (JPEG)": lambda: noop_client.upload(jpeg),
+                "no-op stock V2 REST binary": lambda: stock_noop.v2_binary(batch),
+                "no-op stock V2 gRPC": lambda: stock_noop.grpc(batch),
+                "no-op stock V1 JSON": lambda: stock_noop.v1_json(batch),
             },
             args.rounds,
         )
@@ -334,6 +334,23 @@ def main() -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _stock(folder: Path, threads: int, name: str) -> tuple[int, int, Any]:
+    """Start KServe's stock server on ``folder``; returns (http port, grpc port, process)."""
+    import subprocess
+
+    from predictor_helpers import clean_env, free_port
+
+    http, grpc_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--stock-server", str(folder), str(http), str(grpc_port),
+         str(threads), name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )  # fmt: skip
+    return http, grpc_port, process
 
 
 def _wait_stock(client: Client, process: Any) -> None:
