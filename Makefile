@@ -43,9 +43,12 @@ lock: $(BIN)/uv ## re-resolve uv.lock after a pyproject.toml change (UPGRADE=1: 
 	$(UV) export $(EXPORT) --package kubearts -o requirements.lock >/dev/null
 	$(foreach p,$(IMAGES),(cd $(dir $(p)) && $(UV) export $(EXPORT) \
 	  --package kubearts-$(notdir $(patsubst %/,%,$(dir $(p)))) -o requirements.lock >/dev/null);)
+	# One image per accelerator family: the predictor's TensorFlow (SavedModel) image has its own lock.
+	cd images/predictor && $(UV) export $(EXPORT) --package kubearts-predictor --extra tensorflow \
+	  -o requirements-tensorflow.lock >/dev/null
 
 .PHONY: system-deps
-system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2, iptables, conntrack, ipset
+system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2, iptables, conntrack, ipset, chromium
 	bash hack/install-system-deps.sh
 
 .PHONY: kubernetes
@@ -100,10 +103,11 @@ test-slow: venv kubernetes ## the slow runs: ResNet-50 on digits to its accuracy
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: cluster-up ## pod start latency, dataset ingest (next to tar -x), trainer (next to bare fit)
+bench: cluster-up ## pod start latency, dataset ingest (next to tar -x), trainer (next to bare fit), predictor (next to in-process ONNX Runtime)
 	$(BIN)/python benchmarks/pod_start.py --kubeconfig $(KUBECONFIG)
 	$(BIN)/python benchmarks/dataset_ingest.py
 	$(BIN)/python benchmarks/trainer.py
+	$(BIN)/python benchmarks/predictor.py
 
 .PHONY: clean
 clean: cluster-down ## remove the environment and the local cluster's state

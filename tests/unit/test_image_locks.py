@@ -24,7 +24,11 @@ IMAGE_PROJECTS = sorted(p.parent for p in (REPO / "images").glob("*/pyproject.to
 EXPORTS = {
     REPO / "requirements.lock": "kubearts",
     **{project / "requirements.lock": f"kubearts-{project.name}" for project in IMAGE_PROJECTS},
+    # The predictor's TensorFlow image: the same package with its `tensorflow` extra.
+    REPO / "images/predictor/requirements-tensorflow.lock": "kubearts-predictor",
 }
+#: Extras each lock is exported with (`make lock` passes the same).
+EXTRAS = {REPO / "images/predictor/requirements-tensorflow.lock": ["--extra", "tensorflow"]}
 PYTHON = (REPO / ".python-version").read_text().strip()
 
 
@@ -68,6 +72,7 @@ def test_image_lock_is_exported_from_uv_lock(lock: Path) -> None:
         "--no-emit-workspace",
         "--package",
         EXPORTS[lock],
+        *EXTRAS.get(lock, []),
         cwd=lock.parent,
     )
     assert _body(lock.read_text()) == _body(exported), f"{lock} is stale: run `make lock`"
@@ -104,7 +109,7 @@ def test_projects_require_the_pinned_python(pyproject: Path) -> None:
 
 @pytest.mark.parametrize(
     "dockerfile",
-    [REPO / "Dockerfile", *(p / "Dockerfile" for p in IMAGE_PROJECTS)],
+    [REPO / "Dockerfile", *(d for p in IMAGE_PROJECTS for d in sorted(p.glob("Dockerfile*")))],
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_images_run_the_pinned_python(dockerfile: Path) -> None:
@@ -115,7 +120,7 @@ def test_images_run_the_pinned_python(dockerfile: Path) -> None:
 
 @pytest.mark.parametrize(
     "dockerfile",
-    [REPO / "Dockerfile", *(p / "Dockerfile" for p in IMAGE_PROJECTS)],
+    [REPO / "Dockerfile", *(d for p in IMAGE_PROJECTS for d in sorted(p.glob("Dockerfile*")))],
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_images_install_the_lock_with_hashes(dockerfile: Path) -> None:

@@ -1,1 +1,3 @@
-"""KubeArts predictor image."""
+"""KubeArts predictor image: a KServe model server for image classifiers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,134 @@
+"""Loading: the runtime chosen from the folder, honest devices, and load failures that reach
+the operator as a result document and an exit code."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from predictor_helpers import (
+    IMAGE_SIZE,
+    LABELS,
+    Server,
+    clean_env,
+    png,
+    predictor_command,
+)
+
+from kubearts_predictor import backends, cli, devices, modeldir
+from kubearts_predictor.result import Events
+
+
+def _main(*args: str) -> tuple[int, list[dict[str, Any]]]:
+    stream = io.StringIO()
+    code = cli.main(list(args), Events(stream))
+    return code, [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _no_device_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBEARTS_DEVICE", raising=False)
+    monkeypatch.delenv("KUBEARTS_ALLOW_CPU_FALLBACK", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("folder", "runtime"),
+    [("onnx", "onnxruntime"), ("saved_model", "tensorflow"), ("om", "ascend")],
+)
+def test_runtime_follows_the_folder(model_dirs: dict[str, Path], folder: str, runtime: str) -> None:
+    read = modeldir.read(model_dirs[folder])
+    assert read.runtime == runtime
+    assert read.labels == tuple(LABELS)
+    assert read.image_size == (IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_saved_model_agrees_with_onnx(model_dirs: dict[str, Path]) -> None:
+    cpu = devices.Placement("cpu", False)
+    tensorflow = backends.load(modeldir.read(model_dirs["saved_model"]), cpu, threads=1)
+    onnx = backends.load(modeldir.read(model_dirs["onnx"]), cpu, threads=1)
+    assert tensorflow.runtime == "tensorflow"
+    assert tensorflow.provider == "TensorFlow:CPU"
+    batch = (np.random.default_rng(9).random((3, IMAGE_SIZE, IMAGE_SIZE, 3)) * 255).astype(
+        np.float32
+    )
+    np.testing.assert_allclose(tensorflow.run(batch), onnx.run(batch), atol=1e-4)
+
+
+def test_om_without_ascendcl_fails_model_load(model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    result = tmp_path / "termination-log"
+    code, lines = _main(
+        "--model_dir", str(model_dirs["om"]), "--device", "ascend310", "--result", str(result)
+    )
+    assert code == 10
+    document = json.loads(result.read_text())
+    assert document["status"] == "Failed"
+    assert document["reason"] == "ModelLoadFailed"
+    assert document["message"].startswith("AscendCL not available (")
+    assert lines[-1]["event"] == "result"
+    assert lines[-1]["reason"] == "ModelLoadFailed"
+
+
+def test_gpu_without_cuda_provider_is_accelerator_unavailable(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    result = tmp_path / "termination-log"
+    code, lines = _main(
+        "--model_dir", str(model_dirs["onnx"]), "--device", "gpu", "--result", str(result)
+    )
+    assert code == 12
+    document = json.loads(result.read_text())
+    assert document["reason"] == "AcceleratorUnavailable"
+    assert "CUDAExecutionProvider" in document["message"]
+    assert "KUBEARTS_ALLOW_CPU_FALLBACK" in document["message"]
+    assert not any(line["event"] == "loaded" for line in lines)
+
+
+def test_usage_error_exits_2_with_a_result(tmp_path: Path) -> None:
+    result = tmp_path / "termination-log"
+    code, _ = _main("--model_dir", str(tmp_path), "--device", "tpu", "--result", str(result))
+    assert code == 2
+    assert json.loads(result.read_text())["reason"] == "InvalidArgument"
+
+
+def test_missing_folder_fails_model_load(tmp_path: Path) -> None:
+    code, lines = _main("--model_dir", str(tmp_path / "nowhere"))
+    assert code == 10
+    assert "does not exist" in lines[-1]["message"]
+
+
+def test_subprocess_exit_code_and_termination_message(
+    model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a pod shows: the exit status, the result line on stdout, the termination log."""
+    result = tmp_path / "termination-log"
+    done = subprocess.run(
+        predictor_command("--model_dir", str(model_dirs["om"]), "--result", str(result)),
+        capture_output=True,
+        text=True,
+        env=clean_env(KUBEARTS_DEVICE="ascend310"),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 10
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["event"] == "result"
+    assert line["reason"] == "ModelLoadFailed"
+    assert len(result.read_bytes()) <= 4096
+
+
+def test_gpu_with_fallback_serves_on_cpu_and_says_so(servers: dict[str, Server]) -> None:
+    server = servers["fallback"]
+    assert server.loaded["fallback"] is True
+    assert server.loaded["device"] == "gpu"
+    assert server.loaded["provider"] == "CPUExecutionProvider"
+    assert "instead of gpu" in server.loaded["message"]
+    response = requests.post(f"{server.url}/", files=[("images", ("a.png", png(), "image/png"))])
+    assert response.status_code == 200
+    assert response.headers["X-KubeArts-Provider"] == "CPUExecutionProvider"
+    assert response.headers["X-KubeArts-Fallback"] == "true"
