@@ -16,8 +16,9 @@ Jobs to start, the Model's conditions. Per version in the spec:
   cannot work (the message names ``spec.versions[i]...``) — and a registration starts.
 
 A version in the status but no longer in the spec stays while an InferenceService serves
-it (``InUse``, naming the services); otherwise it is dropped from the status, and its
-files are left for :data:`ModelDecision.unused` to clean up.
+it (``InUse``, naming the services); otherwise its files are deleted by a Job
+(:data:`ModelDecision.unused` lists the ones to start; ``Removing`` meanwhile) and the
+entry leaves the status once they are gone.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ REASON_REGISTERED: Final = "Registered"
 REASON_REGISTERING: Final = "Registering"
 REASON_BELOW_MIN_ACCURACY: Final = "BelowMinAccuracy"
 REASON_IN_USE: Final = "InUse"
-REASON_INVALID_VERSION: Final = "InvalidVersion"
+REASON_REMOVING: Final = "Removing"
 
 #: The converter's exit codes for ``register`` (images/converter README).
 EXIT_REASONS: Final[Mapping[int, str]] = {
@@ -90,6 +91,8 @@ class Reads:
     """Registration Jobs by version."""
     services: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """InferenceServices by the version of this Model they serve."""
+    removals: Mapping[str, JobView] = field(default_factory=dict)
+    """Jobs deleting removed versions' files, by version."""
 
 
 @dataclass
@@ -419,19 +422,39 @@ def decide(
                 }
             )
         elif entry.get("location"):
-            decision.unused.append(dict(entry))
-    _conditions(decision)
+            removing = _removal(entry, reads.removals.get(version), decision)
+            if removing is not None:
+                decision.versions.append(removing)
+    _conditions(decision, named)
     return decision
 
 
-def _conditions(decision: ModelDecision) -> None:
-    ready = [v for v in decision.versions if v.get("ready")]
+def _removal(
+    entry: Mapping[str, Any], view: JobView | None, decision: ModelDecision
+) -> dict[str, Any] | None:
+    """A removed, unused version: its files are deleted, then the entry goes (None)."""
+    if view is None:
+        decision.unused.append(dict(entry))
+    elif view.succeeded:
+        return None
+    elif view.state == "Failed":
+        failure = view.result or job_failure(view.job)
+        return {
+            **entry,
+            "ready": False,
+            "reason": str(failure.get("reason") or "JobFailed"),
+            "message": f"deleting its files failed: {failure.get('message', '')}",
+        }
+    message = "removed from spec.versions and unused: deleting its files"
+    return {**entry, "ready": False, "reason": REASON_REMOVING, "message": message}
+
+
+def _conditions(decision: ModelDecision, named: set[str]) -> None:
+    ready = [v for v in decision.versions if v.get("ready") and v["version"] in named]
     decision.fields["readyVersions"] = len(ready)
     if ready:
         decision.fields["latestVersion"] = max((str(v["version"]) for v in ready), key=semver_key)
-    pending = [
-        v for v in decision.versions if not v.get("ready") and v.get("reason") != REASON_IN_USE
-    ]
+    pending = [v for v in decision.versions if not v.get("ready") and v["version"] in named]
     if pending:
         first = pending[0]
         decision.updates.append(

@@ -486,3 +486,32 @@ def test_batch_mode_writes_one_line_per_image(kube: Kube, trained: str, online: 
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["file"] for line in lines) == sorted(p.name for p in images)
     assert all("label" in line for line in lines)
+
+
+def test_a_removed_version_stays_while_served_then_its_files_go(
+    kube: Kube, trained: str, model: dict[str, Any]
+) -> None:
+    serve(kube, trained, "pinned", "digits", "1.1.0", replicas=0)
+    folder = claim_folder(kube, trained, version_of(model, "1.1.0")["location"])
+    assert folder.exists()
+    patch = [{"op": "remove", "path": "/spec/versions/1"}]
+    kube.kubectl(
+        "patch", "kamodel", "digits", "-n", trained, "--type=json", "-p", json.dumps(patch)
+    )
+
+    def in_use() -> dict[str, Any] | None:
+        entry = version_of(status_of(kube, "kamodel", "digits", trained), "1.1.0")
+        return entry if entry.get("reason") == "InUse" else None
+
+    entry = wait_for(in_use, 120, "version 1.1.0 to stay while a service uses it")
+    assert "pinned" in entry["usedBy"]
+    assert folder.exists()
+    for service in ("pinned", "digits-batch"):
+        kube.kubectl("delete", "kaisvc", service, "-n", trained, "--wait=true", check=False)
+
+    def removed() -> bool | None:
+        versions = status_of(kube, "kamodel", "digits", trained).get("versions") or []
+        return True if all(v["version"] != "1.1.0" for v in versions) else None
+
+    wait_for(removed, 300, "version 1.1.0 to be removed once unused")
+    assert not folder.exists()

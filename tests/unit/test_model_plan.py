@@ -12,6 +12,7 @@ from kubearts.builders.model_jobs import (
     registration_job,
     registration_job_name,
     registry_location,
+    removal_job,
 )
 from kubearts.builders.placement import build_placement
 from kubearts.config import DEFAULT_POOLS
@@ -185,8 +186,15 @@ def test_a_removed_version_stays_while_a_service_uses_it() -> None:
     assert (kept["reason"], kept["usedBy"]) == ("InUse", ["web"])
     assert decision.unused == []
     unused = step([ONNX], {"versions": [old]})
-    assert [v["version"] for v in unused.versions] == ["1.1.0"]
     assert [v["version"] for v in unused.unused] == ["1.0.0"]
+    removing = next(v for v in unused.versions if v["version"] == "1.0.0")
+    assert (removing["ready"], removing["reason"]) == (False, "Removing")
+    ready = next(u for u in unused.updates if u.type == "Ready")
+    assert ready.status == "False"  # 1.1.0 registers; the removed version does not count
+    deleted = JobView({}, "Complete", result={"status": "Succeeded", "reason": "Removed"})
+    gone = step([ONNX], {"versions": [old]}, removals={"1.0.0": deleted})
+    assert [v["version"] for v in gone.versions] == ["1.1.0"]
+    assert gone.unused == []
 
 
 def test_semver_order_puts_prereleases_before_their_release() -> None:
@@ -229,6 +237,20 @@ def test_the_registration_job_copies_read_only_source_into_the_registry() -> Non
     mounts = {m["mountPath"]: (m.get("subPath"), m["readOnly"]) for m in container["volumeMounts"]}
     assert mounts["/mnt/source"] == ("trainingjobs/tj", True)
     assert mounts["/mnt/registry"] == ("models/digits", False)
+
+
+def test_the_removal_job_deletes_only_the_version_folder() -> None:
+    job = removal_job(
+        "1.0.0",
+        OWNER,
+        image="ghcr.io/kubearts/converter:0.1.0",
+        registry=REGISTRY,
+        placement=build_placement("cpu", 1, DEFAULT_POOLS),
+        deadline_seconds=60,
+    )
+    assert job["metadata"]["name"] == "digits-remove-1-0-0"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:3] == ["unregister", "--target", "/mnt/registry/1.0.0"]
 
 
 def test_version_names_that_differ_only_in_case_get_different_jobs() -> None:

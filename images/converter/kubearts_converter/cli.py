@@ -1,4 +1,4 @@
-"""Command line: ``python -m kubearts_converter {convert,register} ...``.
+"""Command line: ``python -m kubearts_converter {convert,register,unregister} ...``.
 
 Standard output carries JSON lines only (``progress`` events, then one ``result`` event);
 logs for people go to standard error. The exit code is 0 on success and otherwise the code
@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--output", required=True, type=Path, metavar="DIR")
     register.add_argument("--template", default="image-classification", choices=REGISTER_TEMPLATES)
     _common(register)
+    unregister = commands.add_parser(
+        "unregister", allow_abbrev=False, help="delete a registered model version's folder"
+    )
+    unregister.add_argument("--target", required=True, type=Path, metavar="DIR")
+    _common(unregister)
     return parser
 
 
@@ -126,6 +131,10 @@ def _archive_log(path: Path | None, events: Events) -> None:
 
 
 def _dispatch(parsed: argparse.Namespace, arguments: list[str], events: Events) -> dict[str, Any]:
+    if parsed.command == "unregister":
+        from kubearts_converter import unregister
+
+        return unregister.run(parsed.target)
     if parsed.command == "register":
         from kubearts_converter import register
 

@@ -8,6 +8,10 @@ the converter image's ``register`` command:
 - the model's registry folder, ``models/<m>`` in the workspace, **writable** at
   ``/mnt/registry``; the worker copies into a temporary sibling of ``<v>/`` and renames it,
   so a version folder is either complete or absent, and never overwritten.
+
+A version removed from the spec and served by no InferenceService is deleted by
+``<m>-remove-<v>`` (``unregister``), which refuses any folder that is not a registered
+version.
 """
 
 from __future__ import annotations
@@ -23,9 +27,16 @@ from kubearts.constants import MODEL, STEP_LABEL, VERSION_LABEL
 from kubearts.model_plan import Register
 from kubearts.storage import StorageLocation, folder_mounts, workspace_location
 
-__all__ = ["registration_job", "registration_job_name", "registry_location"]
+__all__ = [
+    "registration_job",
+    "registration_job_name",
+    "registry_location",
+    "removal_job",
+    "removal_job_name",
+]
 
 STEP_REGISTER: Final = "register"
+STEP_REMOVE: Final = "remove"
 SOURCE_PATH: Final = "/mnt/source"
 REGISTRY_PATH: Final = "/mnt/registry"
 #: Folder of the workspace claim holding the registry: ``models/<model>/<version>/``.
@@ -93,6 +104,44 @@ def registration_job(
         MODEL,
         owner,
         name=registration_job_name(model, step.version),
+        labels=labels,
+        container=container,
+        placement=placement,
+        limits=JobLimits(active_deadline_seconds=deadline_seconds, scratch_size=SCRATCH_SIZE),
+        volumes=volumes,
+        mounts=mounts,
+    )
+
+
+def removal_job_name(model: str, version: str) -> str:
+    """The Job that deletes the files of ``version`` of ``model``."""
+    return child_name(model, f"{STEP_REMOVE}-{_slug(version)}")
+
+
+def removal_job(
+    version: str,
+    owner: Mapping[str, Any],
+    *,
+    image: str,
+    registry: StorageLocation,
+    placement: Placement,
+    deadline_seconds: int,
+) -> dict[str, Any]:
+    """The batch/v1 Job that deletes one registered version's folder."""
+    model = str(owner["metadata"]["name"])
+    volumes, mounts = folder_mounts([(registry, REGISTRY_PATH, False)])
+    container = {
+        "name": STEP_REMOVE,
+        "image": image,
+        "args": ["unregister", "--target", f"{REGISTRY_PATH}/{version}", "--result", RESULT_PATH],
+        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "HOME", "value": "/tmp"}],
+        "workingDir": "/tmp",
+    }
+    labels = child_labels(MODEL, model, **{STEP_LABEL: STEP_REMOVE, VERSION_LABEL: _slug(version)})
+    return worker_job(
+        MODEL,
+        owner,
+        name=removal_job_name(model, version),
         labels=labels,
         container=container,
         placement=placement,

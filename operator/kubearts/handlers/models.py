@@ -21,6 +21,8 @@ from kubearts.builders.model_jobs import (
     registration_job,
     registration_job_name,
     registry_location,
+    removal_job,
+    removal_job_name,
 )
 from kubearts.builders.placement import build_placement
 from kubearts.conditions import rfc3339
@@ -36,7 +38,7 @@ from kubearts.constants import (
     TRAINING_JOB,
 )
 from kubearts.handlers import common
-from kubearts.model_plan import REASON_REGISTERING, Reads
+from kubearts.model_plan import REASON_IN_USE, REASON_REGISTERING, REASON_REMOVING, Reads
 from kubearts.workloads import object_name
 
 #: Seconds between two looks at a Model whose versions register or wait.
@@ -46,11 +48,10 @@ REGISTRATION_DEADLINE_SECONDS: Final = 3600
 
 
 def _pending(status: kopf.Status, **_: Any) -> bool:
-    """Timer filter: a version registers or waits for its source."""
-    return any(
-        v.get("reason") in (REASON_REGISTERING, REASON_WAITING_FOR_DEPENDENCY)
-        for v in status.get("versions") or []
-    )
+    """Timer filter: a version registers, waits for its source, is being removed, or was
+    removed from the spec while a service still uses it."""
+    waiting = (REASON_REGISTERING, REASON_WAITING_FOR_DEPENDENCY, REASON_REMOVING, REASON_IN_USE)
+    return any(v.get("reason") in waiting for v in status.get("versions") or [])
 
 
 def _get_all(plural: str, namespace: str, names: Iterable[str]) -> dict[str, Any]:
@@ -90,17 +91,20 @@ def _read(body: Mapping[str, Any]) -> Reads:
     known = {str(v["version"]) for v in versions} | {
         str(v.get("version")) for v in (body.get("status") or {}).get("versions") or []
     }
-    jobs = {}
+    jobs, removals = {}, {}
     for version in known:
         job = existing.get(registration_job_name(name, version))
         if job is not None:
             jobs[version] = common.job_view(namespace, job, model_plan.EXIT_REASONS)
+        job = existing.get(removal_job_name(name, version))
+        if job is not None:
+            removals[version] = common.job_view(namespace, job, model_plan.EXIT_REASONS)
     services: dict[str, list[str]] = {}
     for service in k8s.list_custom_objects(INFERENCE_SERVICE.plural, namespace):
         served = (service.get("spec") or {}).get("model") or {}
         if served.get("name") == name:
             services.setdefault(str(served.get("version")), []).append(object_name(service))
-    return Reads(training_jobs, conversions, datasets, subscriptions, jobs, services)
+    return Reads(training_jobs, conversions, datasets, subscriptions, jobs, services, removals)
 
 
 def reconcile(
@@ -113,9 +117,22 @@ def reconcile(
     decision = model_plan.decide(
         name, body.get("spec") or {}, body.get("status") or {}, _read(body), rfc3339(), registry
     )
+    placement = build_placement("cpu", 1, config.pools, None, None, None)
     if decision.register:
         k8s.create_or_get(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
-        placement = build_placement("cpu", 1, config.pools, None, None, None)
+    for unused in decision.unused:
+        version = str(unused["version"])
+        k8s.create_or_get(
+            removal_job(
+                version,
+                body,
+                image=config.image_converter,
+                registry=registry,
+                placement=placement,
+                deadline_seconds=REGISTRATION_DEADLINE_SECONDS,
+            )
+        )
+        logger.info("deleting the files of version %s of %s: no service uses it", version, name)
     for step in decision.register:
         job = registration_job(
             step,

@@ -266,3 +266,22 @@ def test_frozen_graph_signature_without_a_card(
     signature = run.result["signature"]
     assert signature["inputs"] == [{"name": "images", "dtype": "float32", "shape": [-1, -1, -1, 3]}]
     assert signature["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 4]}]
+
+
+def test_unregister_removes_a_registered_version_and_nothing_else(
+    onnx_source: Path, run_main: Callable[..., Run], tmp_path: Path
+) -> None:
+    version = tmp_path / "registry" / "1.0.0"
+    assert run_main(_register(onnx_source, "onnx", version)).code == 0
+    stranger = tmp_path / "registry" / "notes"
+    stranger.mkdir()
+    (stranger / "keep.txt").write_text("mine", encoding="utf-8")
+    refused = run_main(["unregister", "--target", str(stranger)])
+    assert (refused.code, refused.result["reason"]) == (2, "InvalidArgument")
+    assert (stranger / "keep.txt").exists()
+    removed = run_main(["unregister", "--target", str(version)])
+    assert (removed.code, removed.result["reason"]) == (0, "Removed")
+    assert removed.result["files"] >= 3
+    assert not version.exists()
+    again = run_main(["unregister", "--target", str(version)])
+    assert (again.code, again.result["files"]) == (0, 0)
