@@ -164,6 +164,16 @@ def workspace_location(claim: str, *parts: str) -> StorageLocation:
     return StorageLocation("pvc", claim=claim).join(*parts)
 
 
+def output_folder(
+    uri: str | None, workspace_claim: str, kind_dir: str, name: str
+) -> StorageLocation:
+    """Where a run writes: ``spec.output.uri`` (a ``pvc://`` folder), by default
+    ``pvc://<workspace>/<kind_dir>/<name>``. Raises StorageUriError."""
+    if not uri:
+        return workspace_location(workspace_claim, kind_dir, name)
+    return parse_storage_uri(uri, schemes=("pvc",))
+
+
 def mount_path(claim: str) -> str:
     """Where pods mount ``claim``: ``/mnt/pvc/<claim>``."""
     return f"{PVC_ROOT}/{claim}"

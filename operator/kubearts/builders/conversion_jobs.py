@@ -30,8 +30,7 @@ from kubearts.constants import MODEL_CONVERSION, STEP_LABEL
 from kubearts.storage import (
     StorageLocation,
     folder_mounts,
-    parse_storage_uri,
-    workspace_location,
+    output_folder,
 )
 
 __all__ = [
@@ -93,9 +92,7 @@ def conversion_job_name(name: str) -> str:
 def output_location(name: str, uri: str | None, workspace_claim: str) -> StorageLocation:
     """``spec.output.uri`` (a ``pvc://`` folder), by default
     ``pvc://<workspace>/modelconversions/<name>``. Raises StorageUriError."""
-    if not uri:
-        return workspace_location(workspace_claim, WORKSPACE_CONVERSION_DIR, name)
-    return parse_storage_uri(uri, schemes=("pvc",))
+    return output_folder(uri, workspace_claim, WORKSPACE_CONVERSION_DIR, name)
 
 
 def converter_args(run: ConversionRun) -> list[str]:

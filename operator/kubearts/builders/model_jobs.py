@@ -64,6 +64,42 @@ def registration_job_name(model: str, version: str) -> str:
     return child_name(model, f"{STEP_REGISTER}-{_slug(version)}")
 
 
+def _registry_job(
+    step: str,
+    version: str,
+    owner: Mapping[str, Any],
+    *,
+    image: str,
+    args: list[str],
+    folders: list[tuple[StorageLocation, str, bool]],
+    placement: Placement,
+    deadline_seconds: int,
+) -> dict[str, Any]:
+    """A converter-image Job of one version of the owner Model (``step``: register or
+    remove), named ``<model>-<step>-<version>``."""
+    model = str(owner["metadata"]["name"])
+    volumes, mounts = folder_mounts(folders)
+    container = {
+        "name": step,
+        "image": image,
+        "args": [*args, "--result", RESULT_PATH],
+        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "HOME", "value": "/tmp"}],
+        "workingDir": "/tmp",
+    }
+    labels = child_labels(MODEL, model, **{STEP_LABEL: step, VERSION_LABEL: _slug(version)})
+    return worker_job(
+        MODEL,
+        owner,
+        name=child_name(model, f"{step}-{_slug(version)}"),
+        labels=labels,
+        container=container,
+        placement=placement,
+        limits=JobLimits(active_deadline_seconds=deadline_seconds, scratch_size=SCRATCH_SIZE),
+        volumes=volumes,
+        mounts=mounts,
+    )
+
+
 def registration_job(
     step: Register,
     owner: Mapping[str, Any],
@@ -74,42 +110,26 @@ def registration_job(
     deadline_seconds: int,
 ) -> dict[str, Any]:
     """The batch/v1 Job that registers one version: see the module docstring."""
-    model = str(owner["metadata"]["name"])
-    volumes, mounts = folder_mounts(
-        [(step.source, SOURCE_PATH, True), (registry, REGISTRY_PATH, False)]
-    )
-    container = {
-        "name": STEP_REGISTER,
-        "image": image,
-        "args": [
-            "register",
-            "--source",
-            SOURCE_PATH,
-            "--format",
-            step.model_format,
-            "--template",
-            step.template,
-            "--output",
-            f"{REGISTRY_PATH}/{step.version}",
-            "--result",
-            RESULT_PATH,
-        ],
-        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "HOME", "value": "/tmp"}],
-        "workingDir": "/tmp",
-    }
-    labels = child_labels(
-        MODEL, model, **{STEP_LABEL: STEP_REGISTER, VERSION_LABEL: _slug(step.version)}
-    )
-    return worker_job(
-        MODEL,
+    args = [
+        "register",
+        "--source",
+        SOURCE_PATH,
+        "--format",
+        step.model_format,
+        "--template",
+        step.template,
+        "--output",
+        f"{REGISTRY_PATH}/{step.version}",
+    ]
+    return _registry_job(
+        STEP_REGISTER,
+        step.version,
         owner,
-        name=registration_job_name(model, step.version),
-        labels=labels,
-        container=container,
+        image=image,
+        args=args,
+        folders=[(step.source, SOURCE_PATH, True), (registry, REGISTRY_PATH, False)],
         placement=placement,
-        limits=JobLimits(active_deadline_seconds=deadline_seconds, scratch_size=SCRATCH_SIZE),
-        volumes=volumes,
-        mounts=mounts,
+        deadline_seconds=deadline_seconds,
     )
 
 
@@ -128,24 +148,13 @@ def removal_job(
     deadline_seconds: int,
 ) -> dict[str, Any]:
     """The batch/v1 Job that deletes one registered version's folder."""
-    model = str(owner["metadata"]["name"])
-    volumes, mounts = folder_mounts([(registry, REGISTRY_PATH, False)])
-    container = {
-        "name": STEP_REMOVE,
-        "image": image,
-        "args": ["unregister", "--target", f"{REGISTRY_PATH}/{version}", "--result", RESULT_PATH],
-        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "HOME", "value": "/tmp"}],
-        "workingDir": "/tmp",
-    }
-    labels = child_labels(MODEL, model, **{STEP_LABEL: STEP_REMOVE, VERSION_LABEL: _slug(version)})
-    return worker_job(
-        MODEL,
+    return _registry_job(
+        STEP_REMOVE,
+        version,
         owner,
-        name=removal_job_name(model, version),
-        labels=labels,
-        container=container,
+        image=image,
+        args=["unregister", "--target", f"{REGISTRY_PATH}/{version}"],
+        folders=[(registry, REGISTRY_PATH, False)],
         placement=placement,
-        limits=JobLimits(active_deadline_seconds=deadline_seconds, scratch_size=SCRATCH_SIZE),
-        volumes=volumes,
-        mounts=mounts,
+        deadline_seconds=deadline_seconds,
     )

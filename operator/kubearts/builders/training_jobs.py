@@ -41,8 +41,7 @@ from kubearts.storage import (
     Volume,
     VolumeMount,
     folder_mounts,
-    parse_storage_uri,
-    workspace_location,
+    output_folder,
 )
 
 __all__ = [
@@ -107,9 +106,7 @@ def training_job_name(name: str) -> str:
 def output_location(name: str, uri: str | None, workspace_claim: str) -> StorageLocation:
     """Where a run writes: ``spec.output.uri`` (a ``pvc://`` folder), by default
     ``pvc://<workspace>/trainingjobs/<name>``. Raises StorageUriError."""
-    if not uri:
-        return workspace_location(workspace_claim, WORKSPACE_TRAINING_DIR, name)
-    return parse_storage_uri(uri, schemes=("pvc",))
+    return output_folder(uri, workspace_claim, WORKSPACE_TRAINING_DIR, name)
 
 
 def _volumes(run: TrainingRun) -> tuple[list[Volume], list[VolumeMount]]:

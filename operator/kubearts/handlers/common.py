@@ -24,6 +24,7 @@ import kopf
 
 from kubearts import k8s, metrics, runs, workloads
 from kubearts.builders.jobs import SPEC_DIGEST_ANNOTATION, spec_digest
+from kubearts.builders.placement import Placement, build_placement
 from kubearts.conditions import (
     Condition,
     ConditionUpdate,
@@ -38,6 +39,8 @@ from kubearts.constants import (
     COND_READY,
     FALSE,
     GROUP,
+    PHASE_FAILED,
+    PHASE_SUCCEEDED,
     REASON_WAITING_FOR_DEPENDENCY,
     VERSION,
     KindNames,
@@ -50,7 +53,9 @@ __all__ = [
     "invalid_spec",
     "job_view",
     "operator_config",
+    "placement_for",
     "register_step",
+    "run_active",
     "run_view",
     "status_changes",
     "waiting_for",
@@ -297,3 +302,29 @@ def run_view(
     started = workloads.annotations_of(job).get(SPEC_DIGEST_ANNOTATION)
     check = runs.spec_check(spec_digest(body.get("spec") or {}), started, str(body.get("kind")))
     return job_view(namespace, job, exit_reasons), check
+
+
+def placement_for(spec: Mapping[str, Any], config: Config) -> Placement:
+    """The placement ``spec.resources`` asks for in the operator's pools; a pool, count or
+    flavor the pools do not have is a :class:`SpecError` naming the field."""
+    resources = spec.get("resources") or {}
+    try:
+        return build_placement(
+            str(resources.get("pool", "cpu")),
+            int(resources.get("count", 1)),
+            config.pools,
+            resources.get("nodeSelector"),
+            resources.get("tolerations"),
+            resources.get("flavor"),
+        )
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        raise SpecError(field, problem, "see the operator's pools in its configuration") from None
+
+
+def run_active(status: kopf.Status, **_: Any) -> bool:
+    """Timer filter of a kind that runs one Job: it has started and has not finished."""
+    return bool(status.get("jobName")) and status.get("phase") not in (
+        PHASE_SUCCEEDED,
+        PHASE_FAILED,
+    )

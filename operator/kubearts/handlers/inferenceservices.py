@@ -25,7 +25,7 @@ import kopf
 
 from kubearts import inference_plan, k8s, runs, workloads
 from kubearts.builders.jobs import JobLimits
-from kubearts.builders.placement import Placement, build_placement
+from kubearts.builders.placement import Placement
 from kubearts.builders.serving import (
     DIGEST_ANNOTATION,
     PredictorImages,
@@ -61,22 +61,6 @@ BATCH_DEADLINE_SECONDS: Final = 6 * 3600
 POLL_SECONDS: Final = 5.0
 
 
-def _placement(spec: Mapping[str, Any], config: Config) -> Placement:
-    resources = spec.get("resources") or {}
-    try:
-        return build_placement(
-            str(resources.get("pool", "cpu")),
-            int(resources.get("count", 1)),
-            config.pools,
-            resources.get("nodeSelector"),
-            resources.get("tolerations"),
-            resources.get("flavor"),
-        )
-    except ValueError as exc:
-        field, _, problem = str(exc).partition(": ")
-        raise SpecError(field, problem, "see the operator's pools in its configuration") from None
-
-
 def _images(config: Config) -> PredictorImages:
     return PredictorImages(
         onnxruntime_cpu=config.image_predictor,
@@ -102,7 +86,7 @@ def reconcile(
     try:
         if isinstance(plan, SpecError):
             raise plan
-        placement = _placement(spec, config)
+        placement = common.placement_for(spec, config)
     except SpecError as error:
         raise common.invalid_spec(INFERENCE_SERVICE, body, patch, error) from None
     if spec.get("mode", "online") == "batch":

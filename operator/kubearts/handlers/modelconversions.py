@@ -42,8 +42,6 @@ from kubearts.constants import (
     DATASET,
     MODEL,
     MODEL_CONVERSION,
-    PHASE_FAILED,
-    PHASE_SUCCEEDED,
     TRAINING_JOB,
     TRUE,
 )
@@ -60,14 +58,6 @@ from kubearts.storage import StorageUriError
 
 #: Seconds between two looks at a running conversion Job.
 POLL_SECONDS: Final = 5.0
-
-
-def _active(status: kopf.Status, **_: Any) -> bool:
-    """Timer filter: the run has started and has not finished."""
-    return bool(status.get("jobName")) and status.get("phase") not in (
-        PHASE_SUCCEEDED,
-        PHASE_FAILED,
-    )
 
 
 def reconcile(
@@ -163,4 +153,4 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
 
 
 # The create, update and resume handlers and the poll timer each run one step.
-common.register_step(MODEL_CONVERSION, reconcile, poll_seconds=POLL_SECONDS, when=_active)
+common.register_step(MODEL_CONVERSION, reconcile, poll_seconds=POLL_SECONDS, when=common.run_active)

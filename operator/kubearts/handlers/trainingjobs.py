@@ -28,7 +28,6 @@ import kopf
 
 from kubearts import k8s, training_plan, workloads
 from kubearts.builders.dataset_jobs import workspace_claim
-from kubearts.builders.placement import Placement, build_placement
 from kubearts.builders.training_jobs import (
     LOG_FILE,
     training_job,
@@ -39,8 +38,6 @@ from kubearts.config import Config
 from kubearts.constants import (
     COND_FAILED,
     DATASET,
-    PHASE_FAILED,
-    PHASE_SUCCEEDED,
     SUBSCRIPTION,
     TRAINING_JOB,
     TRUE,
@@ -50,14 +47,6 @@ from kubearts.training_plan import Wait, plan_training
 
 #: Seconds between two looks at a running training Job.
 POLL_SECONDS: Final = 5.0
-
-
-def _active(status: kopf.Status, **_: Any) -> bool:
-    """Timer filter: the run has started and has not finished."""
-    return bool(status.get("jobName")) and status.get("phase") not in (
-        PHASE_SUCCEEDED,
-        PHASE_FAILED,
-    )
 
 
 def reconcile(
@@ -107,7 +96,7 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
         if isinstance(plan, SpecError):
             raise plan
         run = training_plan.resolve_run(name, namespace, spec, plan, settings)
-        placement = _placement(spec, config)
+        placement = common.placement_for(spec, config)
     except SpecError as error:
         failed = ConditionUpdate(COND_FAILED, TRUE, error.reason, error.message)
         raise common.invalid_spec(TRAINING_JOB, body, patch, error, updates=[failed]) from None
@@ -128,21 +117,5 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
     logger.info("started Job %s for %s on %s", job["metadata"]["name"], plan.image, run.device)
 
 
-def _placement(spec: Mapping[str, Any], config: Config) -> Placement:
-    resources = spec.get("resources") or {}
-    try:
-        return build_placement(
-            str(resources.get("pool", "cpu")),
-            int(resources.get("count", 1)),
-            config.pools,
-            resources.get("nodeSelector"),
-            resources.get("tolerations"),
-            resources.get("flavor"),
-        )
-    except ValueError as exc:
-        field, _, problem = str(exc).partition(": ")
-        raise SpecError(field, problem, "see the operator's pools in its configuration") from None
-
-
 # The create, update and resume handlers and the poll timer each run one step.
-common.register_step(TRAINING_JOB, reconcile, poll_seconds=POLL_SECONDS, when=_active)
+common.register_step(TRAINING_JOB, reconcile, poll_seconds=POLL_SECONDS, when=common.run_active)
