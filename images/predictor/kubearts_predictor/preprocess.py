@@ -1,8 +1,10 @@
 """Images to model input, with the limits checked before any pixel is decoded.
 
-Pillow decodes (JPEG, PNG, BMP, GIF's first frame, WebP, TIFF), converts to RGB (grey,
-palette and RGBA too), resizes bilinearly to the model's input size and rounds to uint8 —
-the trainer's input pipeline — and the batch is handed to the model as float32 0-255.
+Pillow decodes (JPEG, PNG, BMP, GIF's first frame, WebP, TIFF) and converts to RGB (grey,
+palette and RGBA too); :func:`resize_bilinear` resizes to the model's input size with the
+arithmetic of the trainer's input pipeline (``tf.image.resize``, bilinear, half-pixel
+centres, no antialiasing, in float32) and rounds to uint8, so a served model sees the
+pixels it was trained and evaluated on; the batch is handed to the model as float32 0-255.
 The pixel count comes from the file's header (``Image.open`` reads only the header), so a
 decompression bomb is refused before it is decompressed.
 """
@@ -47,11 +49,38 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int) -> np.ndarray:
         image.seek(0)
         image.load()
         rgb = image.convert("RGB")
-        if rgb.size != (size[1], size[0]):
-            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
+        pixels = np.asarray(rgb, dtype=np.uint8)
+        if pixels.shape[:2] != tuple(size):
+            pixels = resize_bilinear(pixels, size)
+        return pixels
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise BadImageError(f"not a decodable image: {exc}", "undecodable") from exc
+
+
+def _axis(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper source index and weight of the upper one, per target index."""
+    scale = source / target
+    centres = (np.arange(target, dtype=np.float32) + 0.5) * np.float32(scale) - 0.5
+    lower_f = np.floor(centres)
+    weight = (centres - lower_f).astype(np.float32)
+    lower = np.clip(lower_f.astype(np.int64), 0, source - 1)
+    upper = np.clip(lower_f.astype(np.int64) + 1, 0, source - 1)
+    return lower, upper, weight
+
+
+def resize_bilinear(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [h, w, 3] → uint8 [H, W, 3] as the trainer resizes: ``tf.image.resize``'s
+    bilinear interpolation (half-pixel centres, edges clamped, no antialiasing) in float32,
+    then rounded half to even and clipped to 0-255."""
+    image = pixels.astype(np.float32)
+    top, bottom, dy = _axis(pixels.shape[0], size[0])
+    left, right, dx = _axis(pixels.shape[1], size[1])
+    dx = dx[None, :, None]
+    upper = image[top][:, left] + (image[top][:, right] - image[top][:, left]) * dx
+    lower = image[bottom][:, left] + (image[bottom][:, right] - image[bottom][:, left]) * dx
+    blended = upper + (lower - upper) * dy[:, None, None]
+    resized: np.ndarray = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return resized
 
 
 def to_batch(images: list[np.ndarray]) -> np.ndarray:
