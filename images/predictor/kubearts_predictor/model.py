@@ -113,6 +113,16 @@ class ImageClassifier(Model):  # type: ignore[misc]  # kserve ships no type info
         height, width = self.image_size
         return [-1, height, width, 3] if self.layout == "NHWC" else [-1, 3, height, width]
 
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """V2 model metadata: the input requests must send."""
+        if self.backend is None:
+            return []
+        return [{**self.backend.inputs[0], "shape": self.expected_shape}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 model metadata: the logits."""
+        return list(self.backend.outputs) if self.backend is not None else []
+
     def loaded_event(self) -> dict[str, Any]:
         """The ``loaded`` line the operator reads from the pod's log."""
         assert self.backend is not None
@@ -123,8 +133,8 @@ class ImageClassifier(Model):  # type: ignore[misc]  # kserve ships no type info
             "provider": self.backend.provider,
             "device": self.backend.device,
             "fallback": self.backend.fallback,
-            "inputs": [{**self.backend.inputs[0], "shape": self.expected_shape}],
-            "outputs": self.backend.outputs,
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
             "labels": len(self.labels),
             "imageSize": list(self.image_size),
             "layout": self.layout,

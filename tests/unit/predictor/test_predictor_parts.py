@@ -57,6 +57,32 @@ def test_decode_gives_rgb_at_the_model_size(mode: str) -> None:
     assert pixels.dtype == np.uint8
 
 
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ((375, 500), (224, 224)),
+        ((30, 40), (32, 32)),
+        ((20, 20), (64, 48)),
+        ((8, 8), (32, 32)),
+        ((7, 13), (29, 31)),
+        ((1, 1), (4, 4)),
+    ],
+    ids=["shrink", "shrink-small", "enlarge", "digits", "odd", "one-pixel"],
+)
+def test_resize_matches_the_trainers_pipeline(
+    source: tuple[int, int], target: tuple[int, int]
+) -> None:
+    """Exactly what tf.image.resize gives in training (bilinear, then rounded)."""
+    import tensorflow as tf
+
+    pixels = (np.random.default_rng(0).random((*source, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    ours = preprocess.decode(buffer.getvalue(), target, 10**7).astype(int)
+    trainer = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(pixels, target)), 0, 255), tf.uint8)
+    np.testing.assert_array_equal(ours, trainer.numpy().astype(int))
+
+
 def test_pixel_limit_is_read_from_the_header() -> None:
     buffer = io.BytesIO()
     Image.new("L", (101, 100)).save(buffer, format="PNG")

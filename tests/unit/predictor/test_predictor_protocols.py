@@ -185,6 +185,10 @@ def test_health_and_model_metadata(server: Server) -> None:
     assert requests.get(f"{server.url}/v2/health/ready").json() == {"ready": True}
     assert requests.get(f"{server.url}/v2/models/tiny/ready").status_code == 200
     assert requests.get(f"{server.url}/v1/models/tiny").json()["ready"] is True
+    metadata = requests.get(f"{server.url}/v2/models/tiny").json()
+    assert metadata["inputs"][0]["shape"] == [-1, IMAGE_SIZE, IMAGE_SIZE, 3]
+    assert metadata["inputs"][0]["datatype"] == "FP32"
+    assert metadata["outputs"][0]["shape"] == [-1, len(LABELS)]
 
 
 def test_loaded_line_describes_the_model(server: Server) -> None:
