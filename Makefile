@@ -103,10 +103,11 @@ test-slow: venv kubernetes ## the slow runs: ResNet-50 on digits to its accuracy
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: cluster-up ## pod start latency, dataset ingest (next to tar -x), trainer (next to bare fit), predictor (next to in-process ONNX Runtime)
+bench: cluster-up ## pod start latency, dataset ingest (next to tar -x), trainer (next to bare fit), conversion (ORT next to TF), predictor (next to in-process ONNX Runtime)
 	$(BIN)/python benchmarks/pod_start.py --kubeconfig $(KUBECONFIG)
 	$(BIN)/python benchmarks/dataset_ingest.py
 	$(BIN)/python benchmarks/trainer.py
+	$(BIN)/python benchmarks/conversion.py
 	$(BIN)/python benchmarks/predictor.py
 
 .PHONY: clean
