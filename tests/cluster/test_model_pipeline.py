@@ -110,7 +110,7 @@ def trained(kube: Kube, kubearts_operator: KopfRunner, tmp_path_factory: Any) ->
             },
         ):
             kube.apply({"apiVersion": API, **manifest}, name)
-        kube.wait_condition("kads", "digits", "-n", name, type="Ready", timeout=300)
+        kube.wait_condition("kads", "digits", "-n", name, type="Ready", timeout=600)
     kube.wait_condition("katj", "mobilenet", "-n", name, type="Succeeded", timeout=900)
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
@@ -172,7 +172,7 @@ def test_the_ascend_template_fails_honestly_with_the_atc_command_line(
     }
     convert(kube, trained, "om", "TF-FrozenGraph-To-Ascend-C32", **options)
     failed = kube.wait_condition(
-        "kaconv", "om", "-n", trained, type="Failed", reason="ConverterUnavailable", timeout=300
+        "kaconv", "om", "-n", trained, type="Failed", reason="ConverterUnavailable", timeout=600
     )
     assert "atc" in failed["message"]
     status = status_of(kube, "kaconv", "om", trained)
@@ -200,7 +200,7 @@ def test_options_that_do_not_fit_the_graph_name_its_real_inputs_and_outputs(
 ) -> None:
     convert(kube, trained, name, "TF-FrozenGraph-To-ONNX", **options)
     failed = kube.wait_condition(
-        "kaconv", name, "-n", trained, type="Failed", reason="InvalidOptions", timeout=300
+        "kaconv", name, "-n", trained, type="Failed", reason="InvalidOptions", timeout=600
     )
     assert f"spec.options.{field}" in failed["message"]
     assert real in failed["message"]
@@ -327,7 +327,7 @@ def test_an_arm_ascend_om_folder_imports(kube: Kube, trained: str, model: dict[s
         },
         trained,
     )
-    kube.wait_condition("kamodel", "digits-ascend", "-n", trained, type="Ready", timeout=300)
+    kube.wait_condition("kamodel", "digits-ascend", "-n", trained, type="Ready", timeout=600)
     entry = version_of(status_of(kube, "kamodel", "digits-ascend", trained), "1.0.0")
     assert entry["digest"].startswith("sha256:")
     assert entry["signature"]["labels"] == [str(i) for i in range(10)]
@@ -382,7 +382,7 @@ def eval_images(kube: Kube, namespace: str) -> list[tuple[Path, str]]:
 def online(kube: Kube, trained: str, model: dict[str, Any]) -> str:
     """InferenceService ``digits`` serving the onnx version on the cpu pool."""
     serve(kube, trained, "digits", "digits", "1.1.0", replicas=1)
-    kube.wait_condition("kaisvc", "digits", "-n", trained, type="Ready", timeout=300)
+    kube.wait_condition("kaisvc", "digits", "-n", trained, type="Ready", timeout=600)
     return kube.service_url("digits-predictor", trained, "http")
 
 
@@ -449,7 +449,7 @@ def test_a_version_change_rolls_over_with_no_failed_request(
 
 
 def test_an_om_model_on_ascend310_fails_honestly(kube: Kube, trained: str) -> None:
-    kube.wait_condition("kamodel", "digits-ascend", "-n", trained, type="Ready", timeout=300)
+    kube.wait_condition("kamodel", "digits-ascend", "-n", trained, type="Ready", timeout=600)
     serve(kube, trained, "ascend", "digits-ascend", "1.0.0", resources={"pool": "ascend310"})
     ready = kube.wait_condition(
         "kaisvc",
@@ -459,7 +459,7 @@ def test_an_om_model_on_ascend310_fails_honestly(kube: Kube, trained: str) -> No
         type="Ready",
         status="False",
         reason="ModelLoadFailed",
-        timeout=300,
+        timeout=600,
     )
     assert "AscendCL not available" in ready["message"]
     pod = kube.get("pods", "-n", trained, "-l", "kubearts.io/inferenceservice=ascend")["items"][0]
@@ -478,7 +478,7 @@ def test_batch_mode_writes_one_line_per_image(kube: Kube, trained: str, online: 
         mode="batch",
         batch={"input": f"{dataset['location']}/digits/3", "output": f"{workspace}/batch/digits"},
     )
-    kube.wait_condition("kaisvc", "digits-batch", "-n", trained, type="Succeeded", timeout=300)
+    kube.wait_condition("kaisvc", "digits-batch", "-n", trained, type="Succeeded", timeout=600)
     status = status_of(kube, "kaisvc", "digits-batch", trained)
     images = sorted((claim_folder(kube, trained, dataset["location"]) / "digits" / "3").iterdir())
     assert status["batch"]["total"] == len(images)
