@@ -466,6 +466,20 @@ def test_an_om_model_on_ascend310_fails_honestly(kube: Kube, trained: str) -> No
     assert pod["spec"]["nodeSelector"] == {"accelerator": "huawei-Ascend310"}
 
 
+def test_a_gpu_service_lands_on_a_gpu_node_and_reports_its_cpu_fallback(
+    kube: Kube, trained: str, online: str
+) -> None:
+    serve(kube, trained, "gpu", "digits", "1.1.0", resources={"pool": "gpu"})
+    ready = kube.wait_condition("kaisvc", "gpu", "-n", trained, type="Ready", timeout=600)
+    assert "CPU fallback" in ready["message"]
+    status = status_of(kube, "kaisvc", "gpu", trained)
+    assert (status["provider"], status["deviceFallback"]) == ("CPUExecutionProvider", True)
+    pod = kube.get("pods", "-n", trained, "-l", "kubearts.io/inferenceservice=gpu")["items"][0]
+    assert pod["spec"]["nodeName"] == "gpu-0"
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    kube.kubectl("delete", "kaisvc", "gpu", "-n", trained, "--wait=false")
+
+
 def test_batch_mode_writes_one_line_per_image(kube: Kube, trained: str, online: str) -> None:
     dataset = status_of(kube, "kads", "digits", trained)
     workspace = dataset["location"].split("/datasets/")[0]
