@@ -139,6 +139,8 @@ def test_the_deployment_rolls_out_without_losing_a_ready_replica() -> None:
     (container,) = template["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/digits/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 600
     args = container["args"]
     assert args[args.index("--runtime") + 1] == "onnxruntime"
     assert args[args.index("--device") + 1] == "cpu"

@@ -7,7 +7,8 @@ Online, ``<name>-predictor`` is both a Deployment and a ClusterIP Service in fro
 - the predictor image of the runtime and pool (:func:`predictor_image`), its arguments
   naming the model, the runtime and the pool's device, ``KUBEARTS_ALLOW_CPU_FALLBACK``;
 - readiness = the model is loaded (``/v2/models/<model>/ready``), liveness = the server
-  answers (``/v2/health/live``); HTTP on 8080 and gRPC on 8081;
+  answers (``/v2/health/live``), after a startup probe that allows the load minutes; HTTP
+  on 8080 and gRPC on 8081;
 - a rolling update that never lowers the ready replicas (``maxUnavailable: 0``), so a
   version change reaches clients with no failed request; the pod template carries the
   version's digest, so a new version is a new rollout and an unchanged one is not;
@@ -48,6 +49,8 @@ OUTPUT_PATH: Final = "/mnt/output"
 #: The digest of the model version a pod template serves.
 DIGEST_ANNOTATION: Final = f"{GROUP}/model-digest"
 SCRATCH_SIZE: Final = "1Gi"
+#: How long a predictor may take to load its model before it counts as failed.
+STARTUP_SECONDS: Final = 600
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,11 @@ def _predictor_container(
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
         ],
+        # Loading a large model takes minutes on a busy node: the startup probe gives it
+        # up to STARTUP_SECONDS before liveness starts counting.
+        "startupProbe": _probe("/v2/health/live", 5, STARTUP_SECONDS // 5),
         "readinessProbe": _probe(f"/v2/models/{plan.model}/ready", 2, 1),
-        "livenessProbe": {**_probe("/v2/health/live", 10, 6), "initialDelaySeconds": 30},
+        "livenessProbe": _probe("/v2/health/live", 10, 3),
         "resources": placement["resources"],
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH_PATH}, *mounts],
