@@ -437,9 +437,12 @@ def test_a_version_change_rolls_over_with_no_failed_request(
             status = status_of(kube, "kaisvc", "digits", trained)
             ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
             done = status.get("model", {}).get("digest") == saved and ready.get("status") == "True"
-            return True if done and status.get("replicas") == 1 else None
+            if done and status.get("replicas") == 1:
+                return True
+            seen = {k: status.get(k) for k in ("replicas", "readyReplicas", "provider")}
+            raise AssertionError(f"Ready {ready.get('reason')}: {ready.get('message')}; {seen}")
 
-        wait_for(rolled, 300, "the service to serve version 1.0.0 alone")
+        wait_for(rolled, 600, "the service to serve version 1.0.0 alone")
     finally:
         stop.set()
         thread.join(30)
