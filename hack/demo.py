@@ -468,8 +468,10 @@ def upload(url: str, images: Sequence[Path]) -> list[dict[str, Any]]:
 def predict(kube: Cluster, isvc: str, samples: Sequence[tuple[Path, str]]) -> None:
     status = kube.get("kaisvc", isvc, "-n", NAMESPACE)["status"]
     url = service_address(kube, isvc)
-    fallback = " (CPU fallback)" if status.get("deviceFallback") else ""
-    step(f"{isvc}: {len(samples)} eval images to POST {url}/ ({status.get('provider')}{fallback})")
+    provider = str(status.get("provider"))
+    if status.get("deviceFallback"):
+        provider += ", CPU fallback: no accelerator visible"
+    step(f"{isvc}: {len(samples)} eval images to POST {url}/ ({provider})")
     answers = upload(url, [path for path, _ in samples])
     print("  image      true  predicted  score")
     correct = 0
@@ -483,22 +485,25 @@ def predict(kube: Cluster, isvc: str, samples: Sequence[tuple[Path, str]]) -> No
     print(f"  {correct}/{len(samples)} right")
 
 
-def guide(kube: Cluster) -> None:
+def guide(kube: Cluster, image: Path) -> None:
+    status = kube.get("kaisvc", "digits", "-n", NAMESPACE)["status"]
     url = service_address(kube, "digits")
-    example = kube.get("kaisvc", "digits", "-n", NAMESPACE)["status"].get("example", "")
-    host = kube.get("kaisvc", "digits", "-n", NAMESPACE)["status"].get("url", "")
+    host = str(status.get("url", ""))
+    calls = [line.replace(host, url) for line in str(status.get("example", "")).splitlines()]
     step("Done")
-    print(
-        f"Predict page: open {url}/ in a browser on this machine (the Service's ClusterIP;\n"
-        f"  inside the cluster it is {host}/).\n"
-        f"Call it (status.example of InferenceService digits, which names the cluster DNS\n"
-        f"  name; from this machine use the ClusterIP):\n"
-        + "\n".join(f"  {line.replace(host, url)}" for line in str(example).splitlines())
-        + f"\nLook around:\n  export KUBECONFIG={kube.kubeconfig}\n"
-        f"  kubectl get kubearts -n {NAMESPACE}\n"
-        f"  kubectl logs -n {RELEASE_NAMESPACE} deploy/{RELEASE}\n"
-        "Tear down: make cluster-down"
-    )
+    lines = [
+        f"Predict page: open {url}/ in a browser on this machine (the Service's ClusterIP).",
+        "Call the service (status.example of InferenceService digits, with the ClusterIP",
+        f"for its in-cluster address {host}):",
+        *(f"  {call}" for call in calls),
+        f"  e.g. curl -F images=@{image} {url}/",
+        "Look around:",
+        f"  export KUBECONFIG={kube.kubeconfig}",
+        f"  kubectl get kubearts -n {NAMESPACE}",
+        f"  kubectl logs -n {RELEASE_NAMESPACE} deploy/{RELEASE}",
+        "Tear down: make cluster-down",
+    ]
+    print("\n".join(lines))
 
 
 def main() -> int:
@@ -522,7 +527,7 @@ def main() -> int:
     samples = eval_samples(kube, SAMPLES)
     predict(kube, "digits", samples)
     predict(kube, "digits-ascend310", samples[:2])
-    guide(kube)
+    guide(kube, samples[0][0])
     print(f"\n`make demo` took {time.monotonic() - started:.0f}s after the cluster was up")
     return 0
 
