@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import http.server
 import io
 import json
@@ -32,12 +33,20 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import helm_python as helm
+import numpy as np
 import yaml
+from PIL import Image
+from sklearn.datasets import load_digits
+
+# hack/ is this script's folder, so the local cluster's package imports as itself.
+from localcluster import cluster, controlplane
+from localcluster import layout as layouts
 
 REPO: Final = Path(__file__).resolve().parents[1]
 CLUSTER_ROOT: Final = REPO / ".localcluster"
@@ -204,15 +213,13 @@ def multipart(files: Sequence[tuple[str, bytes]], boundary: str) -> bytes:
 class Cluster:
     """The running local cluster: kubectl with its kubeconfig, and its bridge address."""
 
-    layout: Any  # localcluster.layout.Layout
+    layout: layouts.Layout
 
     @property
     def kubeconfig(self) -> str:
         return str(self.layout.kubeconfig)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        from localcluster import controlplane
-
         proc = controlplane.kubectl(self.layout, *args, check=False, input=input, timeout=120)
         if check and proc.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(args)} failed:\n{proc.stderr.strip()}")
@@ -227,9 +234,7 @@ class Cluster:
 
 
 def connect() -> Cluster:
-    from localcluster import cluster, layout
-
-    found = layout.load(CLUSTER_ROOT)
+    found = layouts.load(CLUSTER_ROOT)
     if found is None or not cluster.running(found):
         raise SystemExit("the local cluster is not running: start it with `make cluster-up`")
     return Cluster(found)
@@ -239,7 +244,10 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def wait(check: Any, timeout: float, what: str) -> Any:
+T = TypeVar("T")
+
+
+def wait(check: Callable[[], T | None], timeout: float, what: str) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -286,8 +294,6 @@ def adopt_for_helm(kube: Cluster) -> None:
 
 
 def install(kube: Cluster) -> None:
-    import helm_python as helm
-
     step(f"KubeArts from its Helm chart: release {RELEASE} in {RELEASE_NAMESPACE}")
     ensure_namespace(kube, RELEASE_NAMESPACE)
     values = dict(VALUES)
@@ -323,19 +329,18 @@ def install(kube: Cluster) -> None:
 
 
 def digits_archive(folder: Path) -> Path:
-    """scikit-learn's digits as ``digits/<class>/<index>.png`` in a tar.gz, written once;
-    the bytes are the same on every machine (no timestamps)."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
+    """scikit-learn's digits as ``digits/<class>/<index>.png`` in a tar.gz, written once,
+    with no timestamps (the same bytes each time it is written)."""
     archive = folder / DATA_ARCHIVE
     if archive.exists():
         return archive
     folder.mkdir(parents=True, exist_ok=True)
     digits = load_digits()
     partial = archive.with_suffix(".partial")
-    with tarfile.open(partial, "w:gz") as tar:
+    with (
+        gzip.GzipFile(partial, "wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as tar,
+    ):
         for index, (image, target) in enumerate(zip(digits.images, digits.target, strict=True)):
             buffer = io.BytesIO()
             pixels = (image * (255 / 16)).astype(np.uint8)
@@ -533,5 +538,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "hack"))
     sys.exit(main())

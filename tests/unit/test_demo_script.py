@@ -1,13 +1,16 @@
 """The pure pieces of ``hack/demo.py`` (``make demo``): placeholders filled into the offline
-flow's manifests, the progress lines it prints, and the upload body it sends."""
+flow's manifests (which must satisfy the CRD schemas), the progress lines it prints, and
+the upload body it sends."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
+import crdkit
 import demo  # hack/demo.py; tests/clusterkit.py puts hack/ on sys.path
 
 FLOW = Path(__file__).resolve().parents[2] / "examples" / "offline"
@@ -66,6 +69,19 @@ def test_the_offline_flow_serves_the_onnx_version_on_cpu_and_ascend310() -> None
         ("1.1.0", "cpu"),
         ("1.1.0", "ascend310"),
     ]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param(doc, id=f"{doc['kind']}/{doc['metadata']['name']}")
+        for doc in demo.load_flow(FLOW, {"DIGITS_URL": URL})
+    ],
+)
+def test_each_manifest_of_the_offline_flow_satisfies_its_schema(doc: dict[str, Any]) -> None:
+    assert doc["apiVersion"] == "kubearts.io/v1alpha1"
+    crd = crdkit.load_crds()[doc["kind"]]
+    jsonschema.Draft4Validator(crdkit.schema_of(crd)).validate(doc)
 
 
 def _obj(kind: str, *conditions: dict[str, Any], **status: Any) -> dict[str, Any]:
