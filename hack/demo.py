@@ -152,7 +152,8 @@ def training_line(obj: Mapping[str, Any]) -> str | None:
     for key in ("loss", "accuracy"):
         if isinstance(metrics.get(key), int | float):
             line += f"  {key} {metrics[key]:.4f}"
-    if isinstance(progress.get("etaSeconds"), int):
+    # The first steps of a run (compilation, warm-up) make an estimate from them meaningless.
+    if isinstance(progress.get("etaSeconds"), int) and (progress.get("percent") or 0) >= 5:
         line += f"  ({progress['etaSeconds']}s left)"
     return line
 

@@ -119,6 +119,11 @@ def test_training_line_shows_epoch_accuracy_and_time_left() -> None:
     assert demo.training_line(_obj("TrainingJob")) is None
 
 
+def test_training_line_shows_no_time_left_from_the_first_steps() -> None:
+    line = demo.training_line(_training(0))
+    assert line == "  epoch 2/5  loss 0.5123  accuracy 0.8750"
+
+
 def test_a_training_run_is_reported_once_per_tenth() -> None:
     key, text = demo.report(_training(31, "epoch 2/5, 31%"))
     assert text.splitlines()[1].startswith("  epoch 2/5")
