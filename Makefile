@@ -1,5 +1,6 @@
 # KubeArts developer entry points. The two that matter:
-#   make demo   the environment, a local cluster, the CRDs and gallery, and the operator on it
+#   make demo   the environment, a local cluster, KubeArts from its Helm chart, and the offline
+#               flow of examples/offline/ from data set to predictions
 #   make test   the environment and every test (lint, types, unit, cluster, end to end)
 #   make lock   re-resolve uv.lock after a dependency change and export the images' locks
 SHELL := /bin/bash
@@ -77,11 +78,8 @@ install-crds: cluster-up ## apply crds/ and the default gallery to the local clu
 	  | $(KUBECTL) --kubeconfig $(KUBECONFIG) apply -n kubearts-system -f -
 
 .PHONY: demo
-demo: install-crds ## local cluster + CRDs + gallery, then run the operator in the foreground
-	@echo "KubeArts operator on the local cluster. In another shell:"
-	@echo "  export KUBECONFIG=$(KUBECONFIG); kubectl apply -f examples/; kubectl get kubearts"
-	KUBECONFIG=$(KUBECONFIG) KUBEARTS_NAMESPACE=kubearts-system KUBEARTS_ALLOW_CPU_FALLBACK=true \
-	  $(BIN)/kopf run --standalone --all-namespaces --liveness=http://127.0.0.1:8081/healthz -m kubearts.main
+demo: cluster-up ## the environment, a local cluster, KubeArts from its chart and the offline flow to predictions
+	$(BIN)/python hack/demo.py
 
 .PHONY: lint
 lint: venv ## ruff, ruff format and mypy (strict for the operator)

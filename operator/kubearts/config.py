@@ -1,7 +1,7 @@
 """Operator configuration: one frozen dataclass loaded from ``KUBEARTS_*`` environment variables.
 
-The Helm chart sets these variables on the operator Deployment; ``make demo`` and the tests
-set them in the environment of ``kopf run``. Every value is checked once at start-up so a
+The Helm chart sets these variables on the operator Deployment (``make demo`` installs it);
+the tests set them in the environment of ``kopf run``. Every value is checked once at start-up so a
 typo fails loudly with the variable's name and the fix, instead of later inside a handler.
 """
 
