@@ -265,3 +265,16 @@ def test_a_finished_batch_run_reports_counts_and_throughput() -> None:
     }
     succeeded = next(u for u in run.updates if u.type == "Succeeded")
     assert "1 could not be read" in succeeded.message
+
+
+def test_wake_annotations_are_ones_kopf_compares() -> None:
+    # kopf leaves annotations under its persistence prefix out of its diffs: a wake-up
+    # written there would never run the service's update handler.
+    from kubearts.constants import PERSISTENCE_PREFIX
+    from kubearts.handlers.inferenceservices import (
+        MODEL_STATE_ANNOTATION,
+        PREDICTOR_STATE_ANNOTATION,
+    )
+
+    for annotation in (PREDICTOR_STATE_ANNOTATION, MODEL_STATE_ANNOTATION):
+        assert not annotation.startswith(f"{PERSISTENCE_PREFIX}/")

@@ -50,10 +50,12 @@ from kubearts.handlers import common
 from kubearts.inference_plan import ServePlan, Wait, call_guide, plan_serving
 from kubearts.storage import StorageUriError, parse_storage_uri
 
-#: Annotation the predictor's Deployment changes set on its InferenceService.
-PREDICTOR_STATE_ANNOTATION: Final = f"{GROUP}/predictor-state"
+#: Annotation the predictor's Deployment changes set on its InferenceService. Not under
+#: ``kubearts.io/``: kopf leaves annotations of its own prefix out of what it compares, so
+#: a change there would wake nothing.
+PREDICTOR_STATE_ANNOTATION: Final = f"serving.{GROUP}/predictor-state"
 #: Annotation a Model's changes set on the services that serve it.
-MODEL_STATE_ANNOTATION: Final = f"{GROUP}/model-state"
+MODEL_STATE_ANNOTATION: Final = f"serving.{GROUP}/model-state"
 #: A batch run's predictions file, inside ``spec.batch.output``.
 BATCH_OUTPUT_FILE: Final = "predictions.jsonl"
 BATCH_DEADLINE_SECONDS: Final = 6 * 3600
