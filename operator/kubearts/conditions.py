@@ -28,6 +28,7 @@ from kubearts.constants import (
     PHASE_RUNNING,
     PHASE_SUCCEEDED,
     REASON_INVALID_SPEC,
+    REASON_WAITING_FOR_DEPENDENCY,
     TRUE,
     UNKNOWN,
     ConditionStatus,
@@ -100,6 +101,24 @@ class SpecError(ValueError):
     def message(self) -> str:
         """``<field>: <problem>; <fix>``, the text of the condition."""
         return str(self)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A dependency is missing or not ready yet: retried later, never a failure (a folder
+    of manifests applied at once creates objects before what they depend on is ready).
+    ``reason`` is the Ready condition's reason meanwhile."""
+
+    message: str
+    reason: str = REASON_WAITING_FOR_DEPENDENCY
+
+
+def describe(obj: Mapping[str, Any], type: str) -> str:
+    """``<reason>: <message>`` of an object's ``type`` condition, for messages about it."""
+    condition = get_condition((obj.get("status") or {}).get("conditions"), type)
+    if condition is None:
+        return "not reconciled yet"
+    return f"{condition['reason']}: {condition['message']}".strip(": ")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kubearts import runs
-from kubearts.conditions import SpecError, get_condition, is_true
+from kubearts.conditions import SpecError, Wait, describe, is_true
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -63,13 +63,6 @@ EXIT_REASONS: Final[Mapping[int, str]] = {
 
 
 @dataclass(frozen=True)
-class Wait:
-    """A dependency is missing or not finished yet."""
-
-    message: str
-
-
-@dataclass(frozen=True)
 class VerifyData:
     """The evaluation split to verify on: the data set folder and the list inside it."""
 
@@ -87,13 +80,6 @@ class ConversionPlan:
     """A file inside ``source`` (a frozen ``.pb`` named by ``uri``); "" for the folder."""
     verify: VerifyData | None = None
     lineage: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _failed_reason(obj: Mapping[str, Any]) -> str:
-    failed = get_condition((obj.get("status") or {}).get("conditions"), COND_FAILED)
-    if failed is None:
-        return "no reason given"
-    return f"{failed['reason']}: {failed['message']}".strip(": ")
 
 
 def _pvc(uri: str, where: str, what: str) -> StorageLocation | SpecError:
@@ -115,7 +101,8 @@ def _from_training_job(spec_source: Mapping[str, Any], job: Mapping[str, Any] | 
     if is_true(status.get("conditions"), COND_FAILED):
         return SpecError(
             "spec.source.trainingJob",
-            f"TrainingJob {name!r} failed ({_failed_reason(job)}); there is no model to convert",
+            f"TrainingJob {name!r} failed ({describe(job, COND_FAILED)}); "
+            "there is no model to convert",
             "point spec.source.trainingJob at a succeeded TrainingJob",
             REASON_DEPENDENCY_FAILED,
         )

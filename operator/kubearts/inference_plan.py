@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kubearts import runs, runtimes, workloads
-from kubearts.conditions import ConditionUpdate, SpecError
+from kubearts.conditions import ConditionUpdate, SpecError, Wait
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -53,14 +53,6 @@ EXIT_REASONS: Final[Mapping[int, str]] = {
 
 
 @dataclass(frozen=True)
-class Wait:
-    """The model version to serve is not there or not Ready yet."""
-
-    message: str
-    reason: str = REASON_MODEL_NOT_READY
-
-
-@dataclass(frozen=True)
 class ServePlan:
     """A registered model version and where and how to serve it."""
 
@@ -83,15 +75,18 @@ def plan_serving(
     name, version = str(wanted.get("name")), str(wanted.get("version"))
     pool = str((spec.get("resources") or {}).get("pool") or "cpu")
     if model is None:
-        return Wait(f"Model {name!r} (spec.model.name) does not exist yet")
+        return Wait(f"Model {name!r} (spec.model.name) does not exist yet", REASON_MODEL_NOT_READY)
     status = model.get("status") or {}
     found = next((v for v in status.get("versions") or [] if v.get("version") == version), None)
     if found is None:
-        return Wait(f"version {version} of Model {name!r} is not registered yet")
+        return Wait(
+            f"version {version} of Model {name!r} is not registered yet", REASON_MODEL_NOT_READY
+        )
     if not found.get("ready"):
         return Wait(
             f"version {version} of Model {name!r} is not Ready "
-            f"({found.get('reason', '')}: {found.get('message', '')})"
+            f"({found.get('reason', '')}: {found.get('message', '')})",
+            REASON_MODEL_NOT_READY,
         )
     model_format = str(found.get("format") or "")
     runtime = str(found.get("runtime") or runtimes.default_runtime(model_format))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kubearts import runtimes
-from kubearts.conditions import ConditionUpdate, SpecError, get_condition, is_true
+from kubearts.conditions import ConditionUpdate, SpecError, describe, is_true
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -124,13 +124,6 @@ def semver_key(version: str) -> tuple[Any, ...]:
 # --- resolving a new version's source ----------------------------------------------------------
 
 
-def _condition_text(obj: Mapping[str, Any], type: str) -> str:
-    condition = get_condition((obj.get("status") or {}).get("conditions"), type)
-    if condition is None:
-        return "no reason given"
-    return f"{condition['reason']}: {condition['message']}".strip(": ")
-
-
 def _succeeded(
     kind: str, name: str, obj: Mapping[str, Any] | None, where: str
 ) -> SpecError | str | None:
@@ -141,7 +134,7 @@ def _succeeded(
     if is_true(conditions, COND_FAILED):
         return SpecError(
             where,
-            f"{kind} {name!r} failed ({_condition_text(obj, COND_FAILED)})",
+            f"{kind} {name!r} failed ({describe(obj, COND_FAILED)})",
             f"point {where} at a succeeded {kind}",
             REASON_DEPENDENCY_FAILED,
         )

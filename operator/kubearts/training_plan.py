@@ -29,7 +29,7 @@ from kubearts.builders.training_jobs import (
     output_location,
     spec_digest,
 )
-from kubearts.conditions import SpecError, get_condition
+from kubearts.conditions import SpecError, Wait, get_condition
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -53,13 +53,6 @@ from kubearts.workloads import JobView
 REASON_DATASET_VERSION_NOT_SPLIT: Final = "DatasetVersionNotSplit"
 REASON_UNSUPPORTED_DEVICE: Final = "UnsupportedDevice"
 REASON_INVALID_HYPERPARAMETERS: Final = "InvalidHyperparameters"
-
-
-@dataclass(frozen=True)
-class Wait:
-    """A dependency is missing or not ready yet."""
-
-    message: str
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from kubearts.builders.serving import (
     predictor_name,
     predictor_service,
 )
-from kubearts.conditions import ConditionUpdate, SpecError, rfc3339
+from kubearts.conditions import ConditionUpdate, SpecError, Wait, rfc3339
 from kubearts.config import Config
 from kubearts.constants import (
     COND_FAILED,
@@ -47,7 +47,7 @@ from kubearts.constants import (
     VERSION,
 )
 from kubearts.handlers import common
-from kubearts.inference_plan import ServePlan, Wait, call_guide, plan_serving
+from kubearts.inference_plan import ServePlan, call_guide, plan_serving
 from kubearts.storage import StorageUriError, parse_storage_uri
 
 #: Annotation the predictor's Deployment changes set on its InferenceService. Not under

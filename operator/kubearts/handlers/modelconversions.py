@@ -35,7 +35,7 @@ from kubearts.builders.conversion_jobs import (
 from kubearts.builders.dataset_jobs import workspace_claim
 from kubearts.builders.jobs import JobLimits, spec_digest
 from kubearts.builders.placement import build_placement
-from kubearts.conditions import ConditionUpdate, SpecError, rfc3339
+from kubearts.conditions import ConditionUpdate, SpecError, Wait, rfc3339
 from kubearts.config import Config
 from kubearts.constants import (
     COND_FAILED,
@@ -49,7 +49,6 @@ from kubearts.conversion_plan import (
     EXIT_REASONS,
     TEMPLATES,
     ConversionPlan,
-    Wait,
     follow_conversion,
     plan_conversion,
 )

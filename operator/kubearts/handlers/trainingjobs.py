@@ -33,7 +33,7 @@ from kubearts.builders.training_jobs import (
     training_job,
     training_job_name,
 )
-from kubearts.conditions import ConditionUpdate, SpecError, rfc3339
+from kubearts.conditions import ConditionUpdate, SpecError, Wait, rfc3339
 from kubearts.config import Config
 from kubearts.constants import (
     COND_FAILED,
@@ -43,7 +43,7 @@ from kubearts.constants import (
     TRUE,
 )
 from kubearts.handlers import common
-from kubearts.training_plan import Wait, plan_training
+from kubearts.training_plan import plan_training
 
 #: Seconds between two looks at a running training Job.
 POLL_SECONDS: Final = 5.0
