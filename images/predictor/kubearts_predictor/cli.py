@@ -111,6 +111,13 @@ def serve_parser() -> argparse.ArgumentParser:
         help="longest a request waits for others to share its batch (default 5)",
     )
     parser.add_argument(
+        "--drain_seconds",
+        type=_non_negative,
+        default=5.0,
+        help="keep serving this long after SIGTERM, while the Service stops routing here "
+        "(default 5; 0 = stop at once)",
+    )
+    parser.add_argument(
         "--max_body_bytes",
         type=_positive,
         default=32 * 1024 * 1024,
@@ -235,6 +242,9 @@ def serve(parsed: argparse.Namespace, events: Events) -> None:
         ssl_keyfile=parsed.ssl_keyfile,
     )
     server.install(kserve_server.app, model, model_server.dataplane)
+    from kubearts_predictor.drain import delay_shutdown
+
+    delay_shutdown(parsed.drain_seconds)
     model_server.start([model])
 
 
