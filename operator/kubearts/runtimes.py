@@ -49,8 +49,8 @@ PROVIDERS: Final[Mapping[tuple[str, str], str]] = {
     ("onnxruntime", POOL_CPU): "CPUExecutionProvider",
     ("onnxruntime", POOL_GPU): "CUDAExecutionProvider",
     ("onnxruntime", POOL_ASCEND310): "CANNExecutionProvider",
-    ("tensorflow", POOL_CPU): "CPU",
-    ("tensorflow", POOL_GPU): "GPU",
+    ("tensorflow", POOL_CPU): "TensorFlow:CPU",
+    ("tensorflow", POOL_GPU): "TensorFlow:GPU",
     ("ascend", POOL_ASCEND310): "AscendCL",
 }
 

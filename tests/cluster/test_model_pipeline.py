@@ -448,7 +448,7 @@ def test_a_version_change_rolls_over_with_no_failed_request(
         thread.join(30)
     assert failures == [], failures[:3]
     assert answered[0] > 0
-    assert status_of(kube, "kaisvc", "digits", trained)["provider"] == "CPU"
+    assert status_of(kube, "kaisvc", "digits", trained)["provider"] == "TensorFlow:CPU"
 
 
 def test_an_om_model_on_ascend310_fails_honestly(kube: Kube, trained: str) -> None:
