@@ -149,7 +149,7 @@ EXPECTED_COLUMNS = {
         "NAME", "ALGORITHM", "DATASET", "POOL", "PROGRESS", "ACCURACY", "READY", "REASON", "AGE",
     ],
     "ModelConversion": ["NAME", "TEMPLATE", "READY", "REASON", "AGE"],
-    "Model": ["NAME", "VERSION", "FORMAT", "READY", "REASON", "AGE"],
+    "Model": ["NAME", "LATEST", "VERSIONS", "READY", "REASON", "AGE"],
     "InferenceService": ["NAME", "MODEL", "POOL", "URL", "REPLICAS", "READY", "REASON", "AGE"],
 }  # fmt: skip
 
@@ -200,9 +200,16 @@ MINIMAL = {
         "template": "TF-FrozenGraph-To-ONNX",
     },
     "Model": {
-        "version": "1.0.0",
-        "source": {"uri": "s3://models/flowers/model.onnx", "template": "image-classification"},
-        "format": "onnx",
+        "versions": [
+            {
+                "version": "1.0.0",
+                "source": {
+                    "uri": "s3://models/flowers/model.onnx",
+                    "template": "image-classification",
+                },
+                "format": "onnx",
+            }
+        ]
     },
     "InferenceService": {"model": {"name": "flowers-resnet", "version": "1.0.0"}},
 }
@@ -226,7 +233,10 @@ DEFAULTS = [
     pytest.param("ModelConversion", "spec.verify.samples", 8, id="conversion-verify-samples"),
     pytest.param("ModelConversion", "spec.verify.tolerance", 1e-4, id="conversion-tolerance"),
     pytest.param(
-        "Model", "spec.source.inputOutputMode", "image-classification", id="model-io-mode"
+        "Model",
+        "spec.versions[0].source.inputOutputMode",
+        "image-classification",
+        id="model-io-mode",
     ),
     pytest.param("InferenceService", "spec.mode", "online", id="inferenceservice-mode"),
     pytest.param("InferenceService", "spec.replicas", 1, id="inferenceservice-replicas"),
