@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kubearts import runs
-from kubearts.conditions import SpecError, Wait, describe, is_true
+from kubearts.conditions import SpecError, Wait
 from kubearts.constants import (
     COND_FAILED,
     COND_READY,
@@ -32,7 +32,6 @@ from kubearts.constants import (
     COND_SUCCEEDED,
     FALSE,
     REASON_COMPLETE,
-    REASON_DEPENDENCY_FAILED,
     REASON_JOB_RUNNING,
     TRUE,
 )
@@ -95,19 +94,10 @@ def _pvc(uri: str, where: str, what: str) -> StorageLocation | SpecError:
 
 def _from_training_job(spec_source: Mapping[str, Any], job: Mapping[str, Any] | None) -> Any:
     name = spec_source["trainingJob"]
-    if job is None:
-        return Wait(f"TrainingJob {name!r} (spec.source.trainingJob) does not exist yet")
+    pending = runs.must_have_succeeded("TrainingJob", name, job, "spec.source.trainingJob")
+    if pending is not None or job is None:
+        return pending
     status = job.get("status") or {}
-    if is_true(status.get("conditions"), COND_FAILED):
-        return SpecError(
-            "spec.source.trainingJob",
-            f"TrainingJob {name!r} failed ({describe(job, COND_FAILED)}); "
-            "there is no model to convert",
-            "point spec.source.trainingJob at a succeeded TrainingJob",
-            REASON_DEPENDENCY_FAILED,
-        )
-    if not is_true(status.get("conditions"), COND_SUCCEEDED):
-        return Wait(f"TrainingJob {name!r} has not finished training yet")
     location = _pvc(str((status.get("outputs") or {}).get("uri") or ""), "spec.source", "output")
     if isinstance(location, SpecError):
         return location

@@ -29,18 +29,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubearts import runtimes
-from kubearts.conditions import ConditionUpdate, SpecError, describe, is_true
+from kubearts import runs, runtimes
+from kubearts.conditions import ConditionUpdate, SpecError, Wait
 from kubearts.constants import (
-    COND_FAILED,
     COND_READY,
-    COND_SUCCEEDED,
     COND_VERSIONS_VALID,
     FALSE,
-    REASON_DEPENDENCY_FAILED,
     REASON_VERSION_IMMUTABLE,
     REASON_VERSIONS_VALID,
-    REASON_WAITING_FOR_DEPENDENCY,
     TRUE,
 )
 from kubearts.storage import StorageLocation, StorageUriError, parse_storage_uri
@@ -124,25 +120,6 @@ def semver_key(version: str) -> tuple[Any, ...]:
 # --- resolving a new version's source ----------------------------------------------------------
 
 
-def _succeeded(
-    kind: str, name: str, obj: Mapping[str, Any] | None, where: str
-) -> SpecError | str | None:
-    """None when ``obj`` succeeded; a message to wait with; or the SpecError of a failure."""
-    if obj is None:
-        return f"{kind} {name!r} ({where}) does not exist yet"
-    conditions = (obj.get("status") or {}).get("conditions")
-    if is_true(conditions, COND_FAILED):
-        return SpecError(
-            where,
-            f"{kind} {name!r} failed ({describe(obj, COND_FAILED)})",
-            f"point {where} at a succeeded {kind}",
-            REASON_DEPENDENCY_FAILED,
-        )
-    if not is_true(conditions, COND_SUCCEEDED):
-        return f"{kind} {name!r} has not succeeded yet"
-    return None
-
-
 def _pvc(uri: str, where: str) -> StorageLocation | SpecError:
     try:
         return parse_storage_uri(uri, schemes=("pvc",))
@@ -184,8 +161,8 @@ def _lineage_of_training(name: str, reads: Reads) -> dict[str, Any]:
 
 def _resolve(
     index: int, entry: Mapping[str, Any], reads: Reads
-) -> SpecError | str | tuple[StorageLocation, dict[str, Any]]:
-    """The folder to register and the lineage; a message to wait with; or a SpecError."""
+) -> SpecError | Wait | tuple[StorageLocation, dict[str, Any]]:
+    """The folder to register and the lineage; what to wait for; or a SpecError."""
     source = entry.get("source") or {}
     where = f"spec.versions[{index}].source"
     model_format = str(entry["format"])
@@ -197,7 +174,7 @@ def _resolve(
                 f"a TrainingJob produces {' and '.join(TRAINING_FORMATS)}, not {model_format!r}",
                 "register its saved-model, or the output of a ModelConversion",
             )
-        waiting = _succeeded(
+        waiting = runs.must_have_succeeded(
             "TrainingJob", name, reads.training_jobs.get(name), f"{where}.trainingJob"
         )
         if waiting is not None:
@@ -214,7 +191,9 @@ def _resolve(
     if source.get("conversion"):
         name = str(source["conversion"])
         conversion = reads.conversions.get(name)
-        waiting = _succeeded("ModelConversion", name, conversion, f"{where}.conversion")
+        waiting = runs.must_have_succeeded(
+            "ModelConversion", name, conversion, f"{where}.conversion"
+        )
         if waiting is not None:
             return waiting
         status = (conversion or {}).get("status") or {}
@@ -356,12 +335,12 @@ def _version(
     resolved = _resolve(index, entry, reads)
     if isinstance(resolved, SpecError):
         return {**current, "ready": False, "reason": resolved.reason, "message": resolved.message}
-    if isinstance(resolved, str):
+    if isinstance(resolved, Wait):
         return {
             **current,
             "ready": False,
-            "reason": REASON_WAITING_FOR_DEPENDENCY,
-            "message": resolved,
+            "reason": resolved.reason,
+            "message": resolved.message,
         }
     source, lineage = resolved
     template = str((entry.get("source") or {}).get("template") or "image-classification")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubearts.conditions import ConditionUpdate, is_true
+from kubearts.conditions import ConditionUpdate, SpecError, Wait, describe, is_true
 from kubearts.constants import (
     COND_CREATED,
     COND_FAILED,
@@ -29,6 +29,7 @@ from kubearts.constants import (
     COND_RUNNING,
     COND_SUCCEEDED,
     FALSE,
+    REASON_DEPENDENCY_FAILED,
     REASON_JOB_CREATED,
     REASON_JOB_FAILED,
     REASON_JOB_PENDING,
@@ -45,6 +46,7 @@ __all__ = [
     "RunStatus",
     "finished",
     "follow",
+    "must_have_succeeded",
     "run_created",
     "run_failed",
     "spec_check",
@@ -83,6 +85,27 @@ def spec_check(current_digest: str, job_digest: str | None, kind: str) -> Condit
         "the spec changed after the run started; the running job keeps its spec: restore the "
         f"previous spec, or create a new {kind} for the new run",
     )
+
+
+def must_have_succeeded(
+    kind: str, name: str, obj: Mapping[str, Any] | None, where: str
+) -> SpecError | Wait | None:
+    """None when the run ``obj`` (a ``kind`` named at spec field ``where``) has succeeded;
+    :class:`Wait` while it is missing or still running; a SpecError once it failed, since
+    a run never starts again."""
+    if obj is None:
+        return Wait(f"{kind} {name!r} ({where}) does not exist yet")
+    conditions = (obj.get("status") or {}).get("conditions")
+    if is_true(conditions, COND_FAILED):
+        return SpecError(
+            where,
+            f"{kind} {name!r} failed ({describe(obj, COND_FAILED)})",
+            f"point {where} at a succeeded {kind}",
+            REASON_DEPENDENCY_FAILED,
+        )
+    if not is_true(conditions, COND_SUCCEEDED):
+        return Wait(f"{kind} {name!r} has not finished yet")
+    return None
 
 
 def run_created(job_name: str, started: str, what: str) -> RunStatus:
