@@ -310,6 +310,15 @@ def test_default_gallery_parses_without_problems() -> None:
     assert gallery.name == "default"
 
 
+def test_default_gallery_pins_the_flowers_archive() -> None:
+    flowers = default_gallery().datasets["flowers"]
+    assert flowers["source"]["uri"].endswith("/flower_photos.tgz")
+    assert flowers["source"]["sha256"] == (
+        "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c"
+    )
+    assert (flowers["samples"], flowers["sizeBytes"]) == (3670, 228813984)
+
+
 @pytest.mark.parametrize(
     ("name", "display"),
     [
