@@ -329,7 +329,11 @@ def test_examples_follow_the_documented_pipeline() -> None:
     assert docs["TrainingJob"]["inputs"][0]["version"] == "v1"
     assert docs["ModelConversion"]["template"] == "TF-FrozenGraph-To-Ascend-C32"
     assert docs["ModelConversion"]["options"]["inputShape"] == "images:1,224,224,3"
-    assert docs["InferenceService"]["resources"]["pool"] == "ascend310"
+    services = [doc["spec"] for doc in EXAMPLES["06-inferenceservice.yaml"]]
+    assert [(s["model"]["version"], s["resources"]["pool"]) for s in services] == [
+        ("1.0.0-ascend", "ascend310"),
+        ("1.0.0", "cpu"),
+    ]
 
 
 # --- Invalid cases ---------------------------------------------------------------------------
