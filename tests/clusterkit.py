@@ -117,6 +117,23 @@ class Kube:
             raise AssertionError(f"service {namespace}/{name} has no port {port}: {ports}")
         return f"http://{spec['clusterIP']}:{chosen['port']}"
 
+    def claim_folder(self, namespace: str, uri: str) -> Path:
+        """The host folder behind ``pvc://<claim>/<path>`` (local volumes are host folders)."""
+        claim, _, path = uri.removeprefix("pvc://").partition("/")
+        volume = self.get("pvc", claim, "-n", namespace)["spec"]["volumeName"]
+        return Path(self.get("pv", volume)["spec"]["hostPath"]["path"]) / path
+
+    def eval_images(self, namespace: str, dataset: str = "digits") -> list[tuple[Path, str]]:
+        """Every image of the first version's eval split, with its true label, in order."""
+        status = self.get("kads", dataset, "-n", namespace)["status"]
+        root = self.claim_folder(namespace, status["location"])
+        manifest = self.claim_folder(namespace, status["versions"][0]["manifests"]["eval"])
+        samples = []
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            samples.append((root / record["source"], str(record["annotation"][0]["name"])))
+        return samples
+
     def get(self, *args: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 

@@ -145,6 +145,8 @@ REASON_COMPLETE: Final = "Complete"
 REASON_JOB_FAILED: Final = "JobFailed"
 REASON_BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
 REASON_DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+#: Warning event: a worker placed on an accelerator pool saw no device and ran on the CPU.
+REASON_CPU_FALLBACK: Final = "CPUFallback"
 REASON_AVAILABLE: Final = "Available"
 """A long-running service has its minimum replicas ready."""
 REASON_UNAVAILABLE: Final = "Unavailable"

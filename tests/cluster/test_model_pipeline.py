@@ -14,11 +14,9 @@ training run (MobileNet v1 on digits, 32 px, one epoch):
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 
+import demo  # hack/demo.py; clusterkit puts hack/ on sys.path
 from clusterkit import REPO, Kube, wait_for
 from datagen import tar_tree, write_digits
 
@@ -43,14 +42,6 @@ HYPERPARAMETERS = {
     "optimizer": "adam",
     "learning_rate": 0.001,
 }
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def claim_folder(kube: Kube, namespace: str, uri: str) -> Path:
-    """The host folder behind ``pvc://<claim>/<path>`` (local volumes are host folders)."""
-    claim, _, path = uri.removeprefix("pvc://").partition("/")
-    volume = kube.get("pvc", claim, "-n", namespace)["spec"]["volumeName"]
-    return Path(kube.get("pv", volume)["spec"]["hostPath"]["path"]) / path
 
 
 def tree_digest(folder: Path) -> str:
@@ -156,7 +147,7 @@ def test_the_frozen_graph_converts_to_onnx_verified_on_the_eval_split(
     assert {"tf2onnx", "onnxruntime", "tensorflow"} <= set(onnx["tools"])
     assert onnx["opset"] == 13
     assert onnx["lineage"]["trainingJob"] == "mobilenet"
-    model = claim_folder(kube, trained, onnx["output"]["uri"])
+    model = kube.claim_folder(trained, onnx["output"]["uri"])
     assert model.stat().st_size == onnx["output"]["sizeBytes"]
 
 
@@ -184,7 +175,7 @@ def test_the_ascend_template_fails_honestly_with_the_atc_command_line(
     assert "--out_nodes=logits:0" in command
     pod = kube.get("pods", "-n", trained, "-l", "job-name=om-convert")["items"][0]
     assert pod["spec"]["containers"][0]["image"].startswith("ghcr.io/kubearts/converter-cann")
-    output = claim_folder(kube, trained, status["outputUri"])
+    output = kube.claim_folder(trained, status["outputUri"])
     assert not list(output.rglob("*.om"))
 
 
@@ -254,7 +245,7 @@ def test_both_versions_register_with_digest_signature_metrics_and_lineage(
         assert lineage["datasets"] == [
             {"name": "digits", "version": "v1", "digest": dataset["versions"][0]["manifestDigest"]}
         ]
-        assert (claim_folder(kube, trained, entry["location"]) / files).exists()
+        assert (kube.claim_folder(trained, entry["location"]) / files).exists()
     assert version_of(model, "1.1.0")["lineage"]["conversion"] == "onnx"
     assert model["latestVersion"] == "1.1.0"
 
@@ -263,7 +254,7 @@ def test_an_edit_of_a_registered_version_is_refused_and_changes_nothing(
     kube: Kube, trained: str, model: dict[str, Any]
 ) -> None:
     entry = version_of(model, "1.0.0")
-    folder = claim_folder(kube, trained, entry["location"])
+    folder = kube.claim_folder(trained, entry["location"])
     before = tree_digest(folder)
     patch = [{"op": "replace", "path": "/spec/versions/0/format", "value": "frozen-graph"}]
     kube.kubectl(
@@ -296,7 +287,7 @@ def test_an_edit_of_a_registered_version_is_refused_and_changes_nothing(
 
 
 def test_an_arm_ascend_om_folder_imports(kube: Kube, trained: str, model: dict[str, Any]) -> None:
-    registry = claim_folder(kube, trained, version_of(model, "1.0.0")["location"]).parents[2]
+    registry = kube.claim_folder(trained, version_of(model, "1.0.0")["location"]).parents[2]
     imports = registry / "imports" / "digits-om"
     imports.mkdir(parents=True, exist_ok=True)
     (imports / "digits.om").write_bytes(b"\x00om" * 1000)
@@ -332,7 +323,7 @@ def test_an_arm_ascend_om_folder_imports(kube: Kube, trained: str, model: dict[s
     assert entry["digest"].startswith("sha256:")
     assert entry["signature"]["labels"] == [str(i) for i in range(10)]
     assert entry["runtimes"] == [{"runtime": "ascend", "pools": ["ascend310"]}]
-    assert (claim_folder(kube, trained, entry["location"]) / "digits.om").exists()
+    assert (kube.claim_folder(trained, entry["location"]) / "digits.om").exists()
 
 
 def serve(kube: Kube, namespace: str, name: str, model: str, version: str, **spec: Any) -> None:
@@ -345,37 +336,6 @@ def serve(kube: Kube, namespace: str, name: str, model: str, version: str, **spe
         },
         namespace,
     )
-
-
-def upload(url: str, images: list[Path]) -> Any:
-    """POST the images to the service's root as multipart field ``images``."""
-    boundary = uuid.uuid4().hex
-    body = io.BytesIO()
-    for path in images:
-        body.write(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="images"; '
-            f'filename="{path.name}"\r\nContent-Type: image/png\r\n\r\n'.encode()
-        )
-        body.write(path.read_bytes() + b"\r\n")
-    body.write(f"--{boundary}--\r\n".encode())
-    request = urllib.request.Request(
-        url + "/",
-        data=body.getvalue(),
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
-    with NO_PROXY.open(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def eval_images(kube: Kube, namespace: str) -> list[tuple[Path, str]]:
-    dataset = status_of(kube, "kads", "digits", namespace)
-    root = claim_folder(kube, namespace, dataset["location"])
-    manifest = claim_folder(kube, namespace, dataset["versions"][0]["manifests"]["eval"])
-    samples = []
-    for line in manifest.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        samples.append((root / record["source"], record["annotation"][0]["name"]))
-    return samples
 
 
 @pytest.fixture(scope="module")
@@ -397,12 +357,11 @@ def test_the_service_predicts_the_eval_split_with_the_training_accuracy(
     )
     assert status["clusterIP"] in online
     assert "curl -F images=@image.jpg" in status["example"]
-    samples = eval_images(kube, trained)
+    samples = kube.eval_images(trained)
     correct = 0
     for start in range(0, len(samples), 32):
         chunk = samples[start : start + 32]
-        answers = upload(online, [path for path, _ in chunk])
-        answers = answers if isinstance(answers, list) else [answers]
+        answers = demo.upload(online, [path for path, _ in chunk])
         correct += sum(
             a["predicted_label"] == label for a, (_, label) in zip(answers, chunk, strict=True)
         )
@@ -414,7 +373,7 @@ def test_the_service_predicts_the_eval_split_with_the_training_accuracy(
 def test_a_version_change_rolls_over_with_no_failed_request(
     kube: Kube, trained: str, online: str
 ) -> None:
-    image = eval_images(kube, trained)[0][0]
+    image = kube.eval_images(trained)[0][0]
     failures: list[str] = []
     answered = [0]
     stop = threading.Event()
@@ -422,7 +381,7 @@ def test_a_version_change_rolls_over_with_no_failed_request(
     def client() -> None:
         while not stop.is_set():
             try:
-                upload(online, [image])
+                demo.upload(online, [image])
                 answered[0] += 1
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 failures.append(repr(exc))
@@ -497,9 +456,9 @@ def test_batch_mode_writes_one_line_per_image(kube: Kube, trained: str, online: 
     )
     kube.wait_condition("kaisvc", "digits-batch", "-n", trained, type="Succeeded", timeout=600)
     status = status_of(kube, "kaisvc", "digits-batch", trained)
-    images = sorted((claim_folder(kube, trained, dataset["location"]) / "digits" / "3").iterdir())
+    images = sorted((kube.claim_folder(trained, dataset["location"]) / "digits" / "3").iterdir())
     assert status["batch"]["total"] == len(images)
-    output = claim_folder(kube, trained, status["batch"]["output"])
+    output = kube.claim_folder(trained, status["batch"]["output"])
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["file"] for line in lines) == sorted(p.name for p in images)
     assert all("label" in line for line in lines)
@@ -509,7 +468,7 @@ def test_a_removed_version_stays_while_served_then_its_files_go(
     kube: Kube, trained: str, model: dict[str, Any]
 ) -> None:
     serve(kube, trained, "pinned", "digits", "1.1.0", replicas=0)
-    folder = claim_folder(kube, trained, version_of(model, "1.1.0")["location"])
+    folder = kube.claim_folder(trained, version_of(model, "1.1.0")["location"])
     assert folder.exists()
     patch = [{"op": "remove", "path": "/spec/versions/1"}]
     kube.kubectl(

@@ -41,6 +41,7 @@ from kubearts.constants import (
     GROUP,
     PHASE_FAILED,
     PHASE_SUCCEEDED,
+    REASON_CPU_FALLBACK,
     REASON_WAITING_FOR_DEPENDENCY,
     VERSION,
     KindNames,
@@ -195,6 +196,14 @@ def post_event(body: Mapping[str, Any], type: str, reason: str, message: str) ->
     # kopf's context variables (its settings, the event queue) exist only in the operator.
     with contextlib.suppress(LookupError):
         kopf.event(cast(kopf.Body, body), type=type, reason=reason, message=message)
+
+
+def warn_cpu_fallback(body: Mapping[str, Any], fields: Mapping[str, Any], message: str) -> None:
+    """One Warning event ``CPUFallback`` when ``status.deviceFallback`` turns true: the
+    worker was placed on an accelerator pool, saw no device and runs on the CPU."""
+    before = body.get("status") or {}
+    if fields.get("deviceFallback") and not before.get("deviceFallback"):
+        post_event(body, "Warning", REASON_CPU_FALLBACK, message)
 
 
 def invalid_spec(

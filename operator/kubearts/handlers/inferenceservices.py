@@ -152,6 +152,12 @@ def _online(
         }
     )
     common.write_status(patch, body, INFERENCE_SERVICE, updates, fields=fields)
+    common.warn_cpu_fallback(
+        body,
+        fields,
+        f"no accelerator of pool {plan.pool} was visible to the predictor; it serves with "
+        f"{fields.get('provider')} on the CPU (KUBEARTS_ALLOW_CPU_FALLBACK is on)",
+    )
     if updates[0].status != TRUE and replicas > 0:
         # Pods change without the Deployment's counts changing (a crash loop): look again.
         raise kopf.TemporaryError(updates[0].message, delay=POLL_SECONDS)

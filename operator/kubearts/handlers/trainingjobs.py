@@ -61,15 +61,14 @@ def reconcile(
     view, spec_valid = common.run_view(body, job_name, training_plan.EXIT_REASONS)
     run = training_plan.follow_run(status, view, rfc3339())
     run.updates.append(spec_valid)
-    was_fallback = bool(status.get("deviceFallback"))
     common.write_status(patch, body, TRAINING_JOB, run.updates, fields=run.fields)
-    if run.fields.get("deviceFallback") and not was_fallback:
-        message = (
-            f"no {run.fields.get('device') or 'accelerator'} device was visible to the trainer "
-            f"on pool {(body.get('spec') or {}).get('resources', {}).get('pool')}; it trained "
-            "on the CPU (KUBEARTS_ALLOW_CPU_FALLBACK is on)"
-        )
-        common.post_event(body, "Warning", "CPUFallback", message)
+    common.warn_cpu_fallback(
+        body,
+        run.fields,
+        f"no {run.fields.get('device') or 'accelerator'} device was visible to the trainer "
+        f"on pool {(body.get('spec') or {}).get('resources', {}).get('pool')}; it trained "
+        "on the CPU (KUBEARTS_ALLOW_CPU_FALLBACK is on)",
+    )
 
 
 def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, config: Config) -> None:
