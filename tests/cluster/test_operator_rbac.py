@@ -1,6 +1,9 @@
 """Least privilege, proven by running: the chart installed with one replica runs the
-operator as the chart's ServiceAccount, which takes a Dataset and a Subscription to Ready
-without a single ``forbidden`` in its log, and may not do what it has no business doing.
+operator as the chart's ServiceAccount, which drives every kind through its workers without
+a single ``forbidden`` in its log — a Dataset and a Subscription to Ready, a TrainingJob to
+its running pod, a ModelConversion to its failed Job (its source is no graph), a Model
+registered from a template, an InferenceService's Deployment, Service and failing pods —
+and may not do what it has no business doing.
 
 The release gets a cluster of its own (a second local cluster, its own slot), so its
 operator — watching all namespaces like a real installation — never meets the objects of
@@ -9,6 +12,7 @@ the tests that run the operator in-process against the session's cluster.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.cluster
 CHART = REPO / "charts" / "kubearts"
 RELEASE_NAMESPACE = "kubearts-system"
 WORK = "work"
+API = "kubearts.io/v1alpha1"
 READY_TIMEOUT = 300
 
 
@@ -95,10 +100,71 @@ def test_the_operator_runs_as_its_service_account_without_a_forbidden_call(
         own_cluster.wait_condition(
             "kads", "digits", "-n", WORK, type="Ready", timeout=READY_TIMEOUT
         )
+    drive_the_other_kinds(own_cluster)
     log = own_cluster.kubectl("logs", operator["metadata"]["name"], "-n", RELEASE_NAMESPACE).stdout
     assert "forbidden" not in log.lower(), [
         line for line in log.splitlines() if "forbidden" in line.lower()
     ][:5]
+
+
+def drive_the_other_kinds(kube: Kube) -> None:
+    """Each kind's worker path once, cheaply: nothing here trains to the end."""
+    location = kube.get("kads", "digits", "-n", WORK)["status"]["location"]
+    workspace = location.split("/datasets/")[0]
+    om = {"uri": f"{workspace}/imports/digits-om", "template": "ARM-Ascend"}
+    imports = kube.claim_folder(WORK, f"{workspace}/imports/digits-om")
+    imports.mkdir(parents=True)
+    (imports / "digits.om").write_bytes(b"\x00om" * 100)
+    labels = [str(i) for i in range(10)]
+    config = {"model_algorithm": "image_classification", "model_type": "Ascend", "labels": labels}
+    (imports / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    for kind, name, spec in (
+        (
+            "TrainingJob",
+            "resnet",
+            {
+                "algorithm": {"subscription": "resnet"},
+                "inputs": [{"dataset": "digits", "version": "v1"}],
+                "hyperparameters": {"epochs": 1, "image_size": 32},
+            },
+        ),
+        (
+            "ModelConversion",
+            "not-a-graph",
+            {
+                "source": {"uri": f"{workspace}/imports/digits-om"},
+                "template": "TF-FrozenGraph-To-ONNX",
+            },
+        ),
+        (
+            "Model",
+            "digits",
+            {
+                "versions": [
+                    {
+                        "version": "1.0.0",
+                        "source": om,
+                        "format": "om",
+                    }
+                ]
+            },
+        ),
+        (
+            "InferenceService",
+            "digits",
+            {"model": {"name": "digits", "version": "1.0.0"}, "resources": {"pool": "ascend310"}},
+        ),
+    ):
+        manifest = {"apiVersion": API, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        kube.apply(manifest, WORK)
+    kube.wait_condition("katj", "resnet", "-n", WORK, type="Running", timeout=READY_TIMEOUT)
+    kube.wait_condition("kaconv", "not-a-graph", "-n", WORK, type="Failed", timeout=READY_TIMEOUT)
+    kube.wait_condition("kamodel", "digits", "-n", WORK, type="Ready", timeout=READY_TIMEOUT)
+    kube.wait_condition(
+        "kaisvc", "digits", "-n", WORK, type="Ready", status="False",
+        reason="ModelLoadFailed", timeout=READY_TIMEOUT,
+    )  # fmt: skip
+    kube.kubectl("delete", "katj", "resnet", "-n", WORK)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,7 @@
-"""The pipeline as far as it runs today, on scikit-learn's digits served over http:
-Dataset → Subscription → TrainingJob, with the operator reconciling every step.
-
-A TrainingJob on a split version resolves its inputs (manifests, pinned image, effective
-hyperparameters); one on an unsplit version fails with a clear reason.
+"""A TrainingJob's inputs, on scikit-learn's digits served over http: one on a split version
+resolves them (manifests, pinned image, effective hyperparameters) as it starts; one on an
+unsplit version fails with a clear reason. The whole flow to predictions is
+``test_offline_flow.py``.
 """
 
 from __future__ import annotations
