@@ -157,7 +157,14 @@ def drive_the_other_kinds(kube: Kube) -> None:
     ):
         manifest = {"apiVersion": API, "kind": kind, "metadata": {"name": name}, "spec": spec}
         kube.apply(manifest, WORK)
-    kube.wait_condition("katj", "resnet", "-n", WORK, type="Running", timeout=READY_TIMEOUT)
+
+    def training_pod_followed() -> bool | None:
+        # Said once the operator has seen the pod run and read its log for progress.
+        running = kube.condition("katj", "resnet", "-n", WORK, type="Running") or {}
+        followed = running.get("message") == "the training pod starts"
+        return True if followed or running.get("reason") == "JobRunning" else None
+
+    wait_for(training_pod_followed, READY_TIMEOUT, "the training pod to be followed")
     kube.wait_condition("kaconv", "not-a-graph", "-n", WORK, type="Failed", timeout=READY_TIMEOUT)
     kube.wait_condition("kamodel", "digits", "-n", WORK, type="Ready", timeout=READY_TIMEOUT)
     kube.wait_condition(
