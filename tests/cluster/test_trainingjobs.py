@@ -52,7 +52,8 @@ PROGRAMS = {
 
 @pytest.fixture(scope="module")
 def workspace(kube: Kube, kubearts_operator: KopfRunner, tmp_path_factory: Any) -> Iterator[str]:
-    """A namespace with a Ready digits Dataset (version v1, 0.8) and the test gallery."""
+    """A namespace with a Ready digits Dataset (version v1 split 0.8, version all unsplit)
+    and the test gallery."""
     name = f"t-training-{uuid.uuid4().hex[:5]}"
     kube.kubectl("create", "namespace", name)
     data = tmp_path_factory.mktemp("digits")
@@ -79,7 +80,10 @@ def workspace(kube: Kube, kubearts_operator: KopfRunner, tmp_path_factory: Any) 
                 "metadata": {"name": "digits"},
                 "spec": {
                     "source": {"uri": f"{base}/digits.tar.gz"},
-                    "versions": [{"name": "v1", "trainRatio": 0.8, "seed": 1}],
+                    "versions": [
+                        {"name": "v1", "trainRatio": 0.8, "seed": 1},
+                        {"name": "all", "trainRatio": 1},
+                    ],
                 },
             },
             name,
@@ -110,6 +114,7 @@ def train(
     count: int = 1,
     hyperparameters: dict[str, Any] | None = None,
     run_policy: dict[str, Any] | None = None,
+    version: str = "v1",
 ) -> None:
     kube.apply(
         {
@@ -118,7 +123,7 @@ def train(
             "metadata": {"name": name},
             "spec": {
                 "algorithm": {"subscription": algorithm.replace("_", "-")},
-                "inputs": [{"dataset": "digits", "version": "v1"}],
+                "inputs": [{"dataset": "digits", "version": version}],
                 "hyperparameters": hyperparameters or {},
                 "resources": {"pool": pool, "count": count},
                 "runPolicy": run_policy or {},
@@ -134,6 +139,30 @@ def pod_of(kube: Kube, namespace: str, job: str) -> dict[str, Any]:
         return pods[0] if pods and pods[0]["spec"].get("nodeName") else None
 
     return wait_for(found, 120, f"a scheduled pod of Job {job}")
+
+
+def test_an_unsplit_version_fails_naming_the_field_and_the_fix(kube: Kube, workspace: str) -> None:
+    train(kube, workspace, "on-unsplit", "mobilenet_v1", version="all")
+    failed = kube.wait_condition("katj", "on-unsplit", "-n", workspace, type="Failed", timeout=120)
+    assert failed["reason"] == "DatasetVersionNotSplit"
+    assert "spec.inputs[0].version" in failed["message"]
+    assert "trainRatio" in failed["message"]
+    assert "jobName" not in kube.get("katj", "on-unsplit", "-n", workspace)["status"]
+
+
+def test_a_split_version_resolves_the_inputs_as_the_run_starts(kube: Kube, workspace: str) -> None:
+    train(kube, workspace, "inputs", "mobilenet_v1", hyperparameters={"epochs": 1})
+    created = kube.wait_condition("katj", "inputs", "-n", workspace, type="Created", timeout=120)
+    assert created["reason"] == "JobCreated"
+    status = kube.get("katj", "inputs", "-n", workspace)["status"]
+    kube.kubectl("delete", "katj", "inputs", "-n", workspace, "--wait=false")
+    assert status["jobName"] == "inputs-train"
+    assert status["hyperparameters"]["epochs"] == 1
+    assert status["hyperparameters"]["learning_rate"] > 0  # the schema's default
+    (data,) = status["inputs"]
+    assert data["trainManifest"].endswith("train.jsonl")
+    assert data["evalManifest"].endswith("eval.jsonl")
+    assert len(data["classes"]) == 10
 
 
 @pytest.mark.parametrize(
