@@ -58,6 +58,7 @@ EXIT_REASONS: Final[Mapping[int, str]] = {
     11: "ConverterUnavailable",
     20: "ConversionFailed",
     21: "VerificationFailed",
+    22: "RegistryConflict",
 }
 
 

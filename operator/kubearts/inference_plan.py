@@ -48,7 +48,9 @@ EXIT_REASONS: Final[Mapping[int, str]] = {
     1: "InternalError",
     2: "InvalidArgument",
     10: REASON_MODEL_LOAD_FAILED,
+    11: "InputUnavailable",
     12: "AcceleratorUnavailable",
+    20: "PredictionFailed",
 }
 
 

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubearts import runs, runtimes
+from kubearts import conversion_plan, runs, runtimes
 from kubearts.conditions import ConditionUpdate, SpecError, Wait
 from kubearts.constants import (
     COND_READY,
@@ -48,13 +48,8 @@ REASON_BELOW_MIN_ACCURACY: Final = "BelowMinAccuracy"
 REASON_IN_USE: Final = "InUse"
 REASON_REMOVING: Final = "Removing"
 
-#: The converter's exit codes for ``register`` (images/converter README).
-EXIT_REASONS: Final[Mapping[int, str]] = {
-    1: "InternalError",
-    2: "InvalidArgument",
-    10: "SourceUnavailable",
-    22: "RegistryConflict",
-}
+#: Registration runs the converter image (``register``): its exit codes.
+EXIT_REASONS: Final[Mapping[int, str]] = conversion_plan.EXIT_REASONS
 #: Formats a TrainingJob's output holds.
 TRAINING_FORMATS: Final = ("saved-model", "frozen-graph")
 #: What each import template holds.
