@@ -3,6 +3,7 @@ Deployment and Service, how readiness and failures are read, and batch runs."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from kubearts.builders.placement import build_placement
 from kubearts.builders.serving import (
     PredictorImages,
+    deployment_differs,
     predictor_deployment,
     predictor_image,
     predictor_service,
@@ -278,3 +280,50 @@ def test_wake_annotations_are_ones_kopf_compares() -> None:
 
     for annotation in (PREDICTOR_STATE_ANNOTATION, MODEL_STATE_ANNOTATION):
         assert not annotation.startswith(f"{PERSISTENCE_PREFIX}/")
+
+
+def _as_served(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment as the API server returns it: defaults added around what was set."""
+    served = copy.deepcopy(manifest)
+    template = served["spec"]["template"]
+    template["spec"].update(dnsPolicy="ClusterFirst", schedulerName="default-scheduler")
+    (container,) = template["spec"]["containers"]
+    container.update(imagePullPolicy="IfNotPresent", terminationMessagePolicy="File")
+    container["readinessProbe"].update(timeoutSeconds=1, successThreshold=1)
+    return served
+
+
+def test_a_served_deployment_as_wanted_needs_no_rollout() -> None:
+    assert not deployment_differs(_as_served(deployment()), deployment())
+
+
+@pytest.mark.parametrize(
+    ("pool", "edit"),
+    [
+        pytest.param("cpu", lambda d: d["spec"].update(replicas=3), id="replicas"),
+        pytest.param(
+            "gpu", lambda d: d["spec"]["template"]["spec"].pop("tolerations"), id="tolerations"
+        ),
+        pytest.param(
+            "gpu",
+            lambda d: d["spec"]["template"]["spec"]["nodeSelector"].update(zone="a"),
+            id="node-selector",
+        ),
+        pytest.param(
+            "cpu",
+            lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].pop(0),
+            id="env",
+        ),
+        pytest.param(
+            "cpu",
+            lambda d: d["spec"]["template"]["metadata"]["annotations"].update(
+                {"kubearts.io/model-digest": "sha256:old"}
+            ),
+            id="model-digest",
+        ),
+    ],
+)
+def test_a_changed_template_rolls_out(pool: str, edit: Any) -> None:
+    served = _as_served(deployment(pool))
+    edit(served)
+    assert deployment_differs(served, deployment(pool))

@@ -35,6 +35,7 @@ from kubearts.storage import StorageLocation, VolumeMount, folder_mounts
 __all__ = [
     "PredictorImages",
     "batch_job",
+    "deployment_differs",
     "predictor_deployment",
     "predictor_image",
     "predictor_name",
@@ -191,6 +192,32 @@ def _predictor_container(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "workingDir": SCRATCH_PATH,
     }
+
+
+#: What the operator sets in a predictor's pod template and compares before a rollout: the
+#: API server adds defaults around these (probe timings, port protocols), never inside them.
+_POD_FIELDS: Final = ("nodeSelector", "tolerations")
+_CONTAINER_FIELDS: Final = ("image", "args", "env", "resources")
+
+
+def deployment_differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether the Deployment must change to be ``wanted``: its replicas, the pod template's
+    annotations, placement (node selector, tolerations) or the container's image, args,
+    environment or resources."""
+    spec = current.get("spec") or {}
+    if spec.get("replicas") != wanted["spec"]["replicas"]:
+        return True
+    template = spec.get("template") or {}
+    want_template = wanted["spec"]["template"]
+    have = (template.get("metadata") or {}).get("annotations") or {}
+    if any(have.get(k) != v for k, v in want_template["metadata"]["annotations"].items()):
+        return True
+    pod, want_pod = template.get("spec") or {}, want_template["spec"]
+    if any((pod.get(k) or None) != (want_pod.get(k) or None) for k in _POD_FIELDS):
+        return True
+    (container,) = pod.get("containers") or [{}]
+    (want_container,) = want_pod["containers"]
+    return any(container.get(k) != want_container.get(k) for k in _CONTAINER_FIELDS)
 
 
 def predictor_service(owner: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from kubearts.builders.serving import (
     DIGEST_ANNOTATION,
     PredictorImages,
     batch_job,
+    deployment_differs,
     predictor_deployment,
     predictor_image,
     predictor_name,
@@ -121,7 +122,7 @@ def _online(
     if deployment is None:
         deployment = k8s.create_or_get(wanted)
         logger.info("serving %s %s with %s", plan.model, plan.version, plan.runtime)
-    elif _differs(deployment, wanted):
+    elif deployment_differs(deployment, wanted):
         changes = {"spec": {"replicas": replicas, "template": wanted["spec"]["template"]}}
         deployment = k8s.patch("apps/v1", "Deployment", namespace, predictor_name(name), changes)
         logger.info("rolling out %s %s (replicas %d)", plan.model, plan.version, replicas)
@@ -161,21 +162,6 @@ def _online(
     if updates[0].status != TRUE and replicas > 0:
         # Pods change without the Deployment's counts changing (a crash loop): look again.
         raise kopf.TemporaryError(updates[0].message, delay=POLL_SECONDS)
-
-
-def _differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Whether the Deployment must change: replicas, or anything of the pod template the
-    operator sets (the API server adds defaults, so compare only what we set)."""
-    spec = current.get("spec") or {}
-    if spec.get("replicas") != wanted["spec"]["replicas"]:
-        return True
-    have = (spec.get("template") or {}).get("metadata", {}).get("annotations") or {}
-    want = wanted["spec"]["template"]["metadata"]["annotations"]
-    if any(have.get(key) != value for key, value in want.items()):
-        return True
-    (have_container,) = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
-    (want_container,) = wanted["spec"]["template"]["spec"]["containers"]
-    return any(have_container.get(k) != want_container[k] for k in ("image", "args", "resources"))
 
 
 def _served(plan: ServePlan) -> dict[str, Any]:
