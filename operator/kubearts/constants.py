@@ -130,6 +130,8 @@ REASON_INVALID_SPEC: Final = "InvalidSpec"
 REASON_INVALID_CONFIGURATION: Final = "InvalidConfiguration"
 """The spec cannot be acted on; the message names the field and the fix."""
 REASON_WAITING_FOR_DEPENDENCY: Final = "WaitingForDependency"
+#: An InferenceService waits for its model version to be registered.
+REASON_MODEL_NOT_READY: Final = "ModelNotReady"
 """Another object (a Dataset version, a Subscription, a Model, ...) is not ready yet."""
 REASON_DEPENDENCY_FAILED: Final = "DependencyFailed"
 """Another object this one needs has failed; retrying will not help until it is fixed."""

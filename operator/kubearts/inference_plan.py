@@ -30,11 +30,11 @@ from kubearts.constants import (
     FALSE,
     REASON_COMPLETE,
     REASON_JOB_RUNNING,
+    REASON_MODEL_NOT_READY,
     TRUE,
 )
 from kubearts.storage import StorageLocation, StorageUriError, parse_storage_uri
 
-REASON_MODEL_NOT_READY: Final = "ModelNotReady"
 REASON_MODEL_LOAD_FAILED: Final = "ModelLoadFailed"
 REASON_SERVING: Final = "Serving"
 REASON_ROLLING_OUT: Final = "RollingOut"

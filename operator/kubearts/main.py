@@ -34,6 +34,7 @@ from kubearts.handlers import (  # noqa: F401
     models,
     subscriptions,
     trainingjobs,
+    wakes,
 )
 
 

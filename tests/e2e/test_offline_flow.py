@@ -3,7 +3,8 @@ manifest at once, with server-side apply, and nothing else. Two values differ fr
 files: the data set's ``${DIGITS_URL}`` (served from this host) and the gallery (a copy of
 the default one under a name of this test's own); training runs one epoch, not five.
 
-- every object converges with no manual ordering: dependencies are waited for, never failed;
+- every object converges with no manual ordering: dependencies are waited for, never failed,
+  and each step is woken by the change of the one it waits for;
 - the Model's versions trace back to the data set version's digest;
 - the services predict the eval split through their ClusterIP with the training run's
   accuracy, and upload, V1, V2 REST and V2 gRPC give one answer;
@@ -137,6 +138,14 @@ def test_every_object_converges_with_no_failure_on_the_way(kube: Kube, flow: Flo
     assert {k: c["status"] for k, c in ready.items()} == dict.fromkeys(flow.applied, "True")
     training = flow.status(kube, "katj", "digits-mobilenet")
     assert training["phase"] == "Succeeded"
+    # Each step waited for the one before it and was woken by its change, not by a timer.
+    for kind, name, woken_by in (
+        ("katj", "digits-mobilenet", "datasets/digits="),
+        ("kaconv", "digits-mobilenet-onnx", "trainingjobs/digits-mobilenet="),
+        ("kamodel", "digits", "modelconversions/digits-mobilenet-onnx="),
+    ):
+        annotations = kube.get(kind, name, "-n", flow.namespace)["metadata"]["annotations"]
+        assert annotations.get("wake.kubearts.io/dependencies", "").startswith(woken_by)
     assert len(training["history"]) == 1  # the one epoch
     conversion = flow.status(kube, "kaconv", "digits-mobilenet-onnx")
     verification = conversion["verification"]

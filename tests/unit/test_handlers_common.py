@@ -15,12 +15,14 @@ from kubearts.config import Config, load_config
 from kubearts.constants import DATASET, INFERENCE_SERVICE, MODEL, TRAINING_JOB
 from kubearts.handlers.common import (
     ConditionUpdate,
+    following,
     forget_deleted,
     generation_of,
     invalid_spec,
     operator_config,
     status_changes,
-    waiting_for,
+    wait,
+    waiting,
     write_status,
 )
 
@@ -155,13 +157,37 @@ def test_invalid_spec_marks_the_object_and_returns_a_permanent_error() -> None:
     assert (condition["reason"], condition["message"]) == ("InvalidSpec", str(error))
 
 
-def test_waiting_for_marks_the_object_and_returns_a_delayed_retry() -> None:
+def test_wait_marks_the_object_and_ends_the_handler_so_a_change_can_wake_it() -> None:
     patch = kopf.Patch()
-    error = waiting_for(MODEL, body(), patch, "TrainingJob 'mnist' has not succeeded", delay=7)
-    assert isinstance(error, kopf.TemporaryError)
-    assert error.delay == 7
+    assert wait(MODEL, body(), patch, "TrainingJob 'mnist' has not succeeded") is None
     (condition,) = patch.status["conditions"]
     assert (condition["status"], condition["reason"]) == ("False", "WaitingForDependency")
+    assert waiting(patch.status)
+    assert following(patch.status)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param(
+            {"conditions": [{"type": "Ready", "status": "False", "reason": "ModelNotReady"}]},
+            True,
+            id="model-not-ready",
+        ),
+        pytest.param({"jobName": "j", "phase": "Running"}, True, id="running"),
+        pytest.param({"jobName": "j", "phase": "Succeeded"}, False, id="succeeded"),
+        pytest.param(
+            {"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec"}]},
+            False,
+            id="invalid-spec",
+        ),
+        pytest.param({}, False, id="nothing-yet"),
+    ],
+)
+def test_the_timers_follow_waiting_and_running_objects(
+    status: dict[str, Any], expected: bool
+) -> None:
+    assert following(status) is expected
 
 
 @pytest.mark.parametrize(

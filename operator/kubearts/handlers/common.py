@@ -42,6 +42,7 @@ from kubearts.constants import (
     PHASE_FAILED,
     PHASE_SUCCEEDED,
     REASON_CPU_FALLBACK,
+    REASON_MODEL_NOT_READY,
     REASON_WAITING_FOR_DEPENDENCY,
     VERSION,
     KindNames,
@@ -49,6 +50,7 @@ from kubearts.constants import (
 
 __all__ = [
     "ConditionUpdate",
+    "following",
     "forget_deleted",
     "generation_of",
     "invalid_spec",
@@ -59,12 +61,13 @@ __all__ = [
     "run_active",
     "run_view",
     "status_changes",
-    "waiting_for",
+    "wait",
+    "waiting",
     "write_status",
 ]
 
-#: Default delay before a handler waiting for another object runs again.
-WAIT_DELAY_SECONDS: Final = 15.0
+#: Ready reasons of an object that waits for another one: its kind's timer looks again.
+WAITING_REASONS: Final = frozenset({REASON_WAITING_FOR_DEPENDENCY, REASON_MODEL_NOT_READY})
 #: Key of the configuration in kopf's memo (set by the startup handler in main.py).
 MEMO_CONFIG_KEY: Final = "config"
 
@@ -229,23 +232,21 @@ def invalid_spec(
     return kopf.PermanentError(error.message)
 
 
-def waiting_for(
+def wait(
     kind: KindNames,
     body: Mapping[str, Any],
     patch: kopf.Patch,
     message: str,
     *,
     reason: str = REASON_WAITING_FOR_DEPENDENCY,
-    delay: float = WAIT_DELAY_SECONDS,
-    condition: str = COND_READY,
-) -> kopf.TemporaryError:
-    """Mark ``condition`` False with ``reason`` and return the error that retries later.
+) -> None:
+    """Mark the object Ready=False with ``reason``: it waits for another object.
 
-    For waiting on another object (``raise waiting_for(MODEL, body, patch, "Model 'm'
-    version 'v1' is not Ready yet")``): kopf runs the handler again after ``delay``.
+    The handler then ends: the kind's timer looks again while the object waits
+    (:func:`following`), and a change of the awaited object wakes it sooner. (A retried
+    handler would not do: kopf keeps a retry's delay whatever changes meanwhile.)
     """
-    write_status(patch, body, kind, [ConditionUpdate(condition, FALSE, reason, message)])
-    return kopf.TemporaryError(message, delay=delay)
+    write_status(patch, body, kind, [ConditionUpdate(COND_READY, FALSE, reason, message)])
 
 
 def operator_config(memo: Mapping[str, Any]) -> Config:
@@ -329,6 +330,19 @@ def placement_for(spec: Mapping[str, Any], config: Config) -> Placement:
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
         raise SpecError(field, problem, "see the operator's pools in its configuration") from None
+
+
+def waiting(status: Mapping[str, Any], **_: Any) -> bool:
+    """Timer filter: the object waits for another one (its Ready reason says so)."""
+    ready: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == COND_READY), {}
+    )
+    return ready.get("status") != "True" and ready.get("reason") in WAITING_REASONS
+
+
+def following(status: kopf.Status, **_: Any) -> bool:
+    """Timer filter of a kind that runs one Job: it waits to start, or runs."""
+    return waiting(status) or run_active(status)
 
 
 def run_active(status: kopf.Status, **_: Any) -> bool:

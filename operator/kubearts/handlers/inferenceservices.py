@@ -85,7 +85,8 @@ def reconcile(
     )
     plan = plan_serving(spec, model)
     if isinstance(plan, Wait):
-        raise common.waiting_for(INFERENCE_SERVICE, body, patch, plan.message, reason=plan.reason)
+        common.wait(INFERENCE_SERVICE, body, patch, plan.message, reason=plan.reason)
+        return
     try:
         if isinstance(plan, SpecError):
             raise plan
@@ -228,8 +229,8 @@ def _batch(
 
 
 def _watching(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
-    """Timer filter: a batch run is going on."""
-    return (
+    """Timer filter: the service waits for its model version, or a batch run is going on."""
+    return common.waiting(status) or (
         spec.get("mode") == "batch"
         and bool(status.get("jobName"))
         and status.get("phase") not in ("Succeeded", "Failed")

@@ -124,7 +124,8 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
     spec: Mapping[str, Any] = body.get("spec") or {}
     plan = plan_conversion(spec, **_read_sources(namespace, spec))
     if isinstance(plan, Wait):
-        raise common.waiting_for(MODEL_CONVERSION, body, patch, plan.message)
+        common.wait(MODEL_CONVERSION, body, patch, plan.message)
+        return
     try:
         if isinstance(plan, SpecError):
             raise plan
@@ -152,4 +153,4 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
 
 
 # The create, update and resume handlers and the poll timer each run one step.
-common.register_step(MODEL_CONVERSION, reconcile, poll_seconds=POLL_SECONDS, when=common.run_active)
+common.register_step(MODEL_CONVERSION, reconcile, poll_seconds=POLL_SECONDS, when=common.following)

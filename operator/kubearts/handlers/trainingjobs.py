@@ -85,7 +85,8 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
     }
     plan = plan_training(spec, subscription, datasets)
     if isinstance(plan, Wait):
-        raise common.waiting_for(TRAINING_JOB, body, patch, plan.message)
+        common.wait(TRAINING_JOB, body, patch, plan.message)
+        return
     settings = training_plan.RunSettings(
         workspace_claim=config.workspace_pvc,
         allow_cpu_fallback=config.allow_cpu_fallback,
@@ -117,4 +118,4 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
 
 
 # The create, update and resume handlers and the poll timer each run one step.
-common.register_step(TRAINING_JOB, reconcile, poll_seconds=POLL_SECONDS, when=common.run_active)
+common.register_step(TRAINING_JOB, reconcile, poll_seconds=POLL_SECONDS, when=common.following)
