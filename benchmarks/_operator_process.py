@@ -6,6 +6,7 @@ a gallery ConfigMap of its own).
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -181,8 +182,10 @@ def custom_object(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of ``values`` (``fraction`` in [0, 1])."""
+    """The nearest-rank percentile (``fraction`` in [0, 1]): the smallest value with at
+    least that fraction of ``values`` at or below it; p99 of 20 values is the largest."""
     if not values:
         raise ValueError("no values")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+    rank = math.ceil(round(fraction * len(ordered), 9))  # 0.07 * 100 is 7.000000000000001
+    return ordered[min(len(ordered), max(rank, 1)) - 1]
