@@ -11,8 +11,8 @@ Pods. Three sums of intervals come out:
 - **operator**: the operator's reaction — the later of an object's creation and its
   dependencies becoming ready/succeeded (or, for an object's second Job, the first one
   completing) → its Job's (or Deployment's) creation; the Job's completion (or the serving
-  pod's readiness) → the object's ``Succeeded``/``Ready`` condition; and a Subscription's
-  creation → its ``Ready`` condition (a sync is the operator's work alone).
+  pod's readiness) → the object's ``Succeeded``/``Ready`` (or ``Failed``) condition; and a
+  Subscription's creation → its ``Ready`` condition (a sync is the operator's work alone).
 
 Timestamps in Kubernetes objects have a resolution of one second, so each interval is
 accurate to about a second; negative ones (clock rounding) count as 0.
@@ -99,6 +99,12 @@ def done_at(obj: Obj, version: str | None = None) -> datetime | None:
     return condition_time(obj, "Succeeded", "Ready")
 
 
+def finished_at(obj: Obj, version: str | None = None) -> datetime | None:
+    """When the operator reported an object's own work done: as :func:`done_at`, or
+    its ``Failed`` condition (a failed run is reported too, though nothing waits on it)."""
+    return done_at(obj, version) or (None if version else condition_time(obj, "Failed"))
+
+
 def slug(version: str) -> str:
     """A Model version as the operator writes it in names and labels (its lower-case
     form with dots as dashes; a hash suffix, when one was added, is ignored)."""
@@ -173,7 +179,10 @@ def compute(
     replicasets: Sequence[Obj] = (),
 ) -> Split:
     """The split of a finished flow (see the module docstring)."""
-    flow = _Flow(objects, [*jobs, *deployments])
+    # Items of a list carry no kind: mark which children are which.
+    workloads = [{**j, "kind": "Job"} for j in jobs]
+    workloads += [{**d, "kind": "Deployment"} for d in deployments]
+    flow = _Flow(objects, workloads)
     pods_of = _pods_by_workload(pods, replicasets)
     split = Split()
     for (plural, name), obj in sorted(flow.by_key.items()):
@@ -188,7 +197,7 @@ def compute(
             if ready is False:
                 continue  # a dependency never became ready: nothing to attribute
             trigger = max(t for t in (created(obj), ready) if isinstance(t, datetime))
-            finished = done_at(obj, _version_of(obj, group)) if group else done_at(obj)
+            finished = finished_at(obj, _version_of(obj, group) if group else None)
             _account(split, subject, trigger, children, pods_of, finished)
     return split
 
@@ -222,9 +231,11 @@ def _account(
     """One object's children in order: each waits for the previous one to finish."""
     previous_end: datetime | None = None
     for child in children:
-        kind = child.get("kind", "Job")
-        start = max(trigger, previous_end) if previous_end else trigger
-        split.add(OPERATOR, subject, f"ready → {kind} created", start, created(child))
+        kind = child["kind"]
+        start, after = trigger, "ready"
+        if previous_end is not None:
+            start, after = max(trigger, previous_end), "previous Job done"
+        split.add(OPERATOR, subject, f"{after} → {kind} created", start, created(child))
         pods = pods_of.get(child["metadata"]["uid"], [])
         if kind == "Deployment":
             previous_end = _serving(split, subject, pods)

@@ -88,8 +88,7 @@ def resource(name: str, uid: str, spec: dict, conditions: list, **status: Any) -
 
 
 def job(name: str, owner: str, created: float, completed: float, **labels: str) -> dict:
-    return {
-        "kind": "Job",
+    return {  # as a list's item: no kind
         "metadata": meta(name, f"uid-{name}", created, owner, **labels),
         "status": {"completionTime": at(completed), "succeeded": 1},
     }
@@ -170,7 +169,7 @@ def flow() -> dict[str, Any]:
             "containerStatuses": [{"state": {"running": {"startedAt": at(190)}}}],
         },
     }
-    deployment = {"kind": "Deployment", "metadata": meta("svc", "uid-deploy", 188, "i")}
+    deployment = {"metadata": meta("svc", "uid-deploy", 188, "i")}
     replicaset = {"metadata": meta("svc-rs", "uid-rs", 188, "uid-deploy")}
     return {
         "objects": objects,
@@ -220,6 +219,26 @@ def test_an_object_created_after_its_dependencies_is_timed_from_its_creation() -
     training["metadata"]["creationTimestamp"] = at(44)
     charged = per_subject(compute(data), split_mod.OPERATOR)["trainingjobs/train"]
     assert charged == 1 + 1  # 44 → Job at 45, completion 151 → Succeeded 152
+
+
+def test_a_failed_run_is_charged_its_report_of_the_failure() -> None:
+    data = flow()
+    data["objects"]["trainingjobs"][0]["status"]["conditions"] = [
+        cond("Ready", 151, "False"),
+        cond("Failed", 155),
+    ]
+    charged = per_subject(compute(data), split_mod.OPERATOR)["trainingjobs/train"]
+    assert charged == 2 + 4  # Job at 45 for Ready 43; completion 151 → Failed 155
+
+
+def test_the_serving_deployment_and_its_pod_are_counted() -> None:
+    serving = [i for i in compute(flow()).intervals if i.subject == "inferenceservices/svc"]
+    assert [(i.bucket, i.what, i.seconds) for i in serving] == [
+        ("operator", "ready → Deployment created", 1),
+        ("worker", "serving pod start → Ready", 10),
+        ("kubernetes", "pod created → container start", 1),
+        ("operator", "done → condition", 1),
+    ]
 
 
 def test_a_dependency_that_never_became_ready_charges_nothing() -> None:
