@@ -11,13 +11,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +102,69 @@ def settle(pid: int, quiet_seconds: float = 3.0, limit: float = 300.0) -> None:
         time.sleep(quiet_seconds)
         if cpu_seconds(pid) - before < 0.02 * quiet_seconds:
             return
+
+
+# --- watching ------------------------------------------------------------------------------
+
+
+class Watcher:
+    """Watches one plural in a namespace and records, per object name, when each of
+    ``marks`` (name → predicate on the object) first held."""
+
+    def __init__(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        marks: dict[str, Callable[[dict[str, Any]], bool]],
+    ) -> None:
+        self.args = (group, version, namespace, plural)
+        self.marks = marks
+        self.times: dict[str, dict[str, float]] = {mark: {} for mark in marks}
+        self.changed = threading.Condition()
+        self._stop = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        api = client.CustomObjectsApi()
+        while not self._stop:
+            stream = watch.Watch().stream(
+                api.list_namespaced_custom_object, *self.args, timeout_seconds=60
+            )
+            for event in stream:
+                self._seen(event["object"], time.monotonic())
+                if self._stop:
+                    return
+
+    def _seen(self, obj: dict[str, Any], now: float) -> None:
+        name = obj["metadata"]["name"]
+        with self.changed:
+            for mark, holds in self.marks.items():
+                if name not in self.times[mark] and holds(obj):
+                    self.times[mark][name] = now
+            self.changed.notify_all()
+
+    def wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``done()`` holds (checked after each event); False on timeout."""
+        with self.changed:
+            return self.changed.wait_for(done, timeout)
+
+    def wait_all(self, mark: str, names: Sequence[str], timeout: float) -> bool:
+        seen = self.times[mark]
+        return self.wait(lambda: all(n in seen for n in names), timeout)
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+def has_observed_generation(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("status") or {}).get("observedGeneration"))
+
+
+def condition_true(obj: dict[str, Any], kind: str) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
 
 
 # --- cluster objects -------------------------------------------------------------------------

@@ -57,10 +57,13 @@ from _operator_process import (
     GROUP,
     REPO,
     VERSION,
+    Watcher,
+    condition_true,
     connect,
     create_namespace,
     custom_object,
     default_gallery,
+    has_observed_generation,
     percentile,
     prepare,
     remove,
@@ -69,7 +72,7 @@ from _operator_process import (
     start_operator,
     stop_operator,
 )
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 FANOUT_RATIO_TARGET = 1.2
@@ -148,65 +151,9 @@ def judged_count(counts: Sequence[int]) -> int | None:
 # --- watching --------------------------------------------------------------------------------
 
 
-class Watcher:
-    """Watches one plural in a namespace and records, per object name, when each of
-    ``marks`` (name → predicate on the object) first held."""
-
-    def __init__(
-        self,
-        group: str,
-        version: str,
-        namespace: str,
-        plural: str,
-        marks: dict[str, Callable[[dict[str, Any]], bool]],
-    ) -> None:
-        self.args = (group, version, namespace, plural)
-        self.marks = marks
-        self.times: dict[str, dict[str, float]] = {mark: {} for mark in marks}
-        self.changed = threading.Condition()
-        self._stop = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        api = client.CustomObjectsApi()
-        while not self._stop:
-            stream = watch.Watch().stream(
-                api.list_namespaced_custom_object, *self.args, timeout_seconds=60
-            )
-            for event in stream:
-                self._seen(event["object"], time.monotonic())
-                if self._stop:
-                    return
-
-    def _seen(self, obj: dict[str, Any], now: float) -> None:
-        name = obj["metadata"]["name"]
-        with self.changed:
-            for mark, holds in self.marks.items():
-                if name not in self.times[mark] and holds(obj):
-                    self.times[mark][name] = now
-            self.changed.notify_all()
-
-    def wait_all(self, mark: str, names: Sequence[str], timeout: float) -> bool:
-        seen = self.times[mark]
-        with self.changed:
-            return self.changed.wait_for(lambda: all(n in seen for n in names), timeout)
-
-    def stop(self) -> None:
-        self._stop = True
-
-
 def job_finished(job: dict[str, Any]) -> bool:
     status = job.get("status") or {}
     return bool(status.get("succeeded") or status.get("failed") or status.get("completionTime"))
-
-
-def has_observed_generation(obj: dict[str, Any]) -> bool:
-    return bool((obj.get("status") or {}).get("observedGeneration"))
-
-
-def condition_true(obj: dict[str, Any], kind: str) -> bool:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
 
 
 # --- the trivial algorithm and its inputs ----------------------------------------------------
@@ -361,42 +308,41 @@ def let_finish(jobs: Watcher, job_names: Sequence[str]) -> None:
 def fanout(
     namespace: str, counts: Sequence[int], concurrency: int
 ) -> list[tuple[int, float, float]]:
-    """(N, operator seconds, plain seconds) for each N."""
+    """(N, operator seconds, plain seconds) for each N, after one warm-up TrainingJob
+    whose Job is the plain client's template."""
     jobs = Watcher(
         "batch", "v1", namespace, "jobs", {"exists": lambda _: True, "finished": job_finished}
     )
-    create(namespace, "trainingjobs", training_job("warmup"))
-    if not jobs.wait_all("exists", ["warmup-train"], 120):
-        raise SystemExit("the warm-up TrainingJob got no Job within 120 s")
-    template = plain_job_template(namespace, "warmup-train")
-    batch = client.BatchV1Api()
-    results = []
     try:
-        for n in counts:
-            plain = [f"plain{n}-{i:04d}" for i in range(n)]
-            seconds_plain = timed_burst(
-                jobs,
-                plain,
-                lambda name: batch.create_namespaced_job(
-                    namespace, {**template, "metadata": {"name": name}}
-                ),
-                plain,
-                concurrency,
-            )
-            let_finish(jobs, plain)
-            names = [f"tj{n}-{i:04d}" for i in range(n)]
-            seconds_operator = timed_burst(
-                jobs,
-                [f"{name}-train" for name in names],
-                lambda name: create(namespace, "trainingjobs", training_job(name)),
-                names,
-                concurrency,
-            )
-            let_finish(jobs, [f"{name}-train" for name in names])
-            results.append((n, seconds_operator, seconds_plain))
+        create(namespace, "trainingjobs", training_job("warmup"))
+        if not jobs.wait_all("exists", ["warmup-train"], 120):
+            raise SystemExit("the warm-up TrainingJob got no Job within 120 s")
+        template = plain_job_template(namespace, "warmup-train")
+        return [(n, *fanout_once(jobs, namespace, template, n, concurrency)) for n in counts]
     finally:
         jobs.stop()
-    return results
+
+
+def fanout_once(
+    jobs: Watcher, namespace: str, template: dict[str, Any], n: int, concurrency: int
+) -> tuple[float, float]:
+    """N plain Jobs, then N TrainingJobs: (operator seconds, plain seconds)."""
+    batch = client.BatchV1Api()
+
+    def create_plain(name: str) -> None:
+        batch.create_namespaced_job(namespace, {**template, "metadata": {"name": name}})
+
+    def create_training(name: str) -> None:
+        create(namespace, "trainingjobs", training_job(name))
+
+    plain = [f"plain{n}-{i:04d}" for i in range(n)]
+    seconds_plain = timed_burst(jobs, plain, create_plain, plain, concurrency)
+    let_finish(jobs, plain)
+    names = [f"tj{n}-{i:04d}" for i in range(n)]
+    made = [f"{name}-train" for name in names]
+    seconds_operator = timed_burst(jobs, made, create_training, names, concurrency)
+    let_finish(jobs, made)
+    return seconds_operator, seconds_plain
 
 
 def fanout_rows(results: Sequence[tuple[int, float, float]], concurrency: int) -> list[Row]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +37,11 @@ from _operator_process import (
     GROUP,
     OPERATOR_NAMESPACE,
     VERSION,
+    Watcher,
+    condition_true,
     connect,
     cpu_seconds,
+    has_observed_generation,
     percentile,
     prepare,
     rss_kib,
@@ -47,7 +49,7 @@ from _operator_process import (
     start_operator,
     stop_operator,
 )
-from kubernetes import client, watch
+from kubernetes import client
 
 PLURAL = "subscriptions"
 PROBES = 20
@@ -65,58 +67,20 @@ def subscription(name: str, gallery: str) -> dict[str, Any]:
     }
 
 
-class Observer:
-    """Watches the namespace's Subscriptions: when each first had observedGeneration, and
-    when each first showed UpdateAvailable=True."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.first_status: dict[str, float] = {}
-        self.update_seen: dict[str, float] = {}
-        self.changed = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        api = client.CustomObjectsApi()
-        while not self._stop:
-            stream = watch.Watch().stream(
-                api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                timeout_seconds=60,
-            )
-            for event in stream:
-                self._seen(event["object"], time.monotonic())
-                if self._stop:
-                    return
-
-    def _seen(self, obj: dict[str, Any], now: float) -> None:
-        name = obj["metadata"]["name"]
-        status = obj.get("status") or {}
-        with self.changed:
-            if status.get("observedGeneration") and name not in self.first_status:
-                self.first_status[name] = now
-            update = [c for c in status.get("conditions", []) if c["type"] == "UpdateAvailable"]
-            if update and update[0]["status"] == "True" and name not in self.update_seen:
-                self.update_seen[name] = now
-            self.changed.notify_all()
-
-    def wait(self, done: Any, timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(done, timeout)
-
-    def stop(self) -> None:
-        self._stop = True
+def observe(namespace: str) -> Watcher:
+    """When each Subscription first had observedGeneration ("status"), and when each first
+    showed UpdateAvailable=True ("update")."""
+    marks = {
+        "status": has_observed_generation,
+        "update": lambda obj: condition_true(obj, "UpdateAvailable"),
+    }
+    return Watcher(GROUP, VERSION, namespace, PLURAL, marks)
 
 
 # --- the measurements ------------------------------------------------------------------------
 
 
-def burst(namespace: str, gallery: str, count: int, seen: Observer) -> tuple[float, float]:
+def burst(namespace: str, gallery: str, count: int, seen: Watcher) -> tuple[float, float]:
     """Create ``count`` Subscriptions at once; (objects/s to the last first status, seconds)."""
     api = client.CustomObjectsApi()
     names = [f"s{i:05d}" for i in range(count)]
@@ -130,13 +94,13 @@ def burst(namespace: str, gallery: str, count: int, seen: Observer) -> tuple[flo
                 names,
             )
         )
-    if not seen.wait(lambda: all(n in seen.first_status for n in names), 600):
-        raise SystemExit(f"only {len(seen.first_status)} of {count} got a status in 600 s")
-    elapsed = max(seen.first_status[n] for n in names) - started
+    if not seen.wait_all("status", names, 600):
+        raise SystemExit(f"only {len(seen.times['status'])} of {count} got a status in 600 s")
+    elapsed = max(seen.times["status"][n] for n in names) - started
     return count / elapsed, elapsed
 
 
-def probe(namespace: str, gallery: str, seen: Observer) -> list[float]:
+def probe(namespace: str, gallery: str, seen: Watcher) -> list[float]:
     """Create Subscriptions one by one; each one's create → first status, in seconds."""
     api = client.CustomObjectsApi()
     latencies = []
@@ -146,9 +110,9 @@ def probe(namespace: str, gallery: str, seen: Observer) -> list[float]:
         api.create_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, subscription(name, gallery)
         )
-        if not seen.wait(lambda n=name: n in seen.first_status, 60):  # type: ignore[misc]
+        if not seen.wait_all("status", [name], 60):
             raise SystemExit(f"{name} got no status in 60 s")
-        latencies.append(seen.first_status[name] - created)
+        latencies.append(seen.times["status"][name] - created)
     return latencies
 
 
@@ -177,7 +141,7 @@ def main() -> None:
     prepare(gallery)
     client.CoreV1Api().create_namespace({"metadata": {"name": namespace}})
     operator = start_operator(args.kubeconfig, Path(args.log))
-    seen = Observer(namespace)
+    seen = observe(namespace)
     try:
         settle(operator.pid)
         rss_empty = rss_kib(operator.pid)
@@ -192,9 +156,10 @@ def main() -> None:
         total = args.subscriptions + PROBES
         edited = time.monotonic()
         publish_new_version(gallery)
-        if not seen.wait(lambda: len(seen.update_seen) >= total, 600):
-            raise SystemExit(f"only {len(seen.update_seen)} of {total} saw the new version")
-        edit_s = max(seen.update_seen.values()) - edited
+        updated = seen.times["update"]
+        if not seen.wait(lambda: len(updated) >= total, 600):
+            raise SystemExit(f"only {len(updated)} of {total} saw the new version")
+        edit_s = max(updated.values()) - edited
     finally:
         seen.stop()
         stop_operator(operator)
