@@ -311,9 +311,10 @@ def test_a_missing_demo_namespace_skips_the_row_saying_how_to_make_it() -> None:
     ],
 )
 def test_fanout_is_judged_by_the_ratio(operator_s: float, plain_s: float, passed: bool) -> None:
-    (row,) = bench.fanout_rows([(100, operator_s, plain_s)], 8)
+    (row,) = bench.fanout_rows([bench.Fanout(100, operator_s, plain_s, 2.5)], 8)
     assert row.passed is passed
     assert f"ratio {operator_s / plain_s:.2f}" in row.measured
+    assert "operator CPU 25 ms per TrainingJob" in row.measured
 
 
 def test_memory_rows_judge_rss_near_1000_and_the_slope() -> None:
