@@ -296,6 +296,12 @@ def test_the_demo_rows_give_the_split_and_judge_the_share() -> None:
     assert rows[1].passed is False
 
 
+def test_a_namespace_without_a_flow_says_so_without_a_verdict() -> None:
+    (row,) = bench.split_rows(split_mod.compute({}, [], []), "empty")
+    assert row.measured == "nothing to count in empty"
+    assert row.passed is None
+
+
 def test_a_missing_demo_namespace_skips_the_row_saying_how_to_make_it() -> None:
     (row,) = bench.demo_rows(None, "kubearts-demo")
     assert "skipped" in row.measured
