@@ -13,24 +13,29 @@ from typing import Any
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import _demo_split as split_mod  # noqa: E402
-from _operator_process import percentile  # noqa: E402
 
 
-def _load_script() -> ModuleType:
-    # The script's file name is the standard library's `operator`: load it under another.
-    spec = importlib.util.spec_from_file_location("benchmark_operator", BENCHMARKS / "operator.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def _load_benchmark() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """benchmarks/operator.py with its two helper modules. The script's file name is the
+    standard library's ``operator``, so it is loaded under another name; benchmarks/ is on
+    sys.path only meanwhile (its trainer.py and predictor.py must not shadow anything)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "benchmark_operator", BENCHMARKS / "operator.py"
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module, sys.modules["_demo_split"], sys.modules["_operator_process"]
 
 
-bench = _load_script()
+bench, split_mod, process_mod = _load_benchmark()
+percentile = process_mod.percentile
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
