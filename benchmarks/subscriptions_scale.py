@@ -23,125 +23,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
+from _operator_process import (
+    DEFAULT_KUBECONFIG,
+    GALLERY_FILE,
+    GROUP,
+    OPERATOR_NAMESPACE,
+    VERSION,
+    Watcher,
+    condition_true,
+    connect,
+    cpu_seconds,
+    has_observed_generation,
+    percentile,
+    prepare,
+    rss_kib,
+    settle,
+    start_operator,
+    stop_operator,
+)
+from kubernetes import client
 
-REPO = Path(__file__).resolve().parents[1]
-GALLERY_FILE = REPO / "charts" / "kubearts" / "files" / "gallery" / "default.yaml"
-OPERATOR_NAMESPACE = "kubearts-system"
-GROUP, VERSION, PLURAL = "kubearts.io", "v1alpha1", "subscriptions"
+PLURAL = "subscriptions"
 PROBES = 20
-LIVENESS_PORT = 18081
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# --- the operator process --------------------------------------------------------------------
-
-
-def start_operator(kubeconfig: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KUBECONFIG": kubeconfig,
-        "PYTHONPATH": str(REPO / "operator"),
-        "KUBEARTS_NAMESPACE": OPERATOR_NAMESPACE,
-        "KUBEARTS_METRICS_PORT": "0",
-        "KUBEARTS_LOG_FORMAT": "plain",
-    }
-    kopf = Path(sys.executable).parent / "kopf"
-    args = [str(kopf), "run", "--standalone", "--all-namespaces", "-m", "kubearts.main"]
-    args += [f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz"]
-    process = subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the operator exited with {process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{LIVENESS_PORT}/healthz", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the operator did not become live within 60 s; see {log}")
-
-
-def stop_operator(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def settle(pid: int, quiet_seconds: float = 3.0, limit: float = 300.0) -> None:
-    """Wait until the operator used (almost) no CPU for ``quiet_seconds``."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        before = cpu_seconds(pid)
-        time.sleep(quiet_seconds)
-        if cpu_seconds(pid) - before < 0.02 * quiet_seconds:
-            return
 
 
 # --- cluster objects -------------------------------------------------------------------------
-
-
-def prepare(gallery: str) -> None:
-    """CRDs, the operator namespace and a gallery ConfigMap named after ``gallery``."""
-    extensions = client.ApiextensionsV1Api()
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text(encoding="utf-8"))
-        try:
-            extensions.create_custom_resource_definition(crd)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    core = client.CoreV1Api()
-    for name in (OPERATOR_NAMESPACE,):
-        try:
-            core.create_namespace({"metadata": {"name": name}})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    data = yaml.safe_load(GALLERY_FILE.read_text(encoding="utf-8"))
-    core.create_namespaced_config_map(
-        OPERATOR_NAMESPACE,
-        {
-            "metadata": {"name": f"gallery-{gallery}", "labels": {"kubearts.io/gallery": gallery}},
-            "data": data,
-        },
-    )
-    while True:  # CRDs established
-        try:
-            client.CustomObjectsApi().list_cluster_custom_object(GROUP, VERSION, PLURAL, limit=1)
-            return
-        except ApiException:
-            time.sleep(0.2)
 
 
 def subscription(name: str, gallery: str) -> dict[str, Any]:
@@ -153,58 +67,20 @@ def subscription(name: str, gallery: str) -> dict[str, Any]:
     }
 
 
-class Observer:
-    """Watches the namespace's Subscriptions: when each first had observedGeneration, and
-    when each first showed UpdateAvailable=True."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.first_status: dict[str, float] = {}
-        self.update_seen: dict[str, float] = {}
-        self.changed = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        api = client.CustomObjectsApi()
-        while not self._stop:
-            stream = watch.Watch().stream(
-                api.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                timeout_seconds=60,
-            )
-            for event in stream:
-                self._seen(event["object"], time.monotonic())
-                if self._stop:
-                    return
-
-    def _seen(self, obj: dict[str, Any], now: float) -> None:
-        name = obj["metadata"]["name"]
-        status = obj.get("status") or {}
-        with self.changed:
-            if status.get("observedGeneration") and name not in self.first_status:
-                self.first_status[name] = now
-            update = [c for c in status.get("conditions", []) if c["type"] == "UpdateAvailable"]
-            if update and update[0]["status"] == "True" and name not in self.update_seen:
-                self.update_seen[name] = now
-            self.changed.notify_all()
-
-    def wait(self, done: Any, timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(done, timeout)
-
-    def stop(self) -> None:
-        self._stop = True
+def observe(namespace: str) -> Watcher:
+    """When each Subscription first had observedGeneration ("status"), and when each first
+    showed UpdateAvailable=True ("update")."""
+    marks = {
+        "status": has_observed_generation,
+        "update": lambda obj: condition_true(obj, "UpdateAvailable"),
+    }
+    return Watcher(GROUP, VERSION, namespace, PLURAL, marks)
 
 
 # --- the measurements ------------------------------------------------------------------------
 
 
-def burst(namespace: str, gallery: str, count: int, seen: Observer) -> tuple[float, float]:
+def burst(namespace: str, gallery: str, count: int, seen: Watcher) -> tuple[float, float]:
     """Create ``count`` Subscriptions at once; (objects/s to the last first status, seconds)."""
     api = client.CustomObjectsApi()
     names = [f"s{i:05d}" for i in range(count)]
@@ -218,13 +94,13 @@ def burst(namespace: str, gallery: str, count: int, seen: Observer) -> tuple[flo
                 names,
             )
         )
-    if not seen.wait(lambda: all(n in seen.first_status for n in names), 600):
-        raise SystemExit(f"only {len(seen.first_status)} of {count} got a status in 600 s")
-    elapsed = max(seen.first_status[n] for n in names) - started
+    if not seen.wait_all("status", names, 600):
+        raise SystemExit(f"only {len(seen.times['status'])} of {count} got a status in 600 s")
+    elapsed = max(seen.times["status"][n] for n in names) - started
     return count / elapsed, elapsed
 
 
-def probe(namespace: str, gallery: str, seen: Observer) -> list[float]:
+def probe(namespace: str, gallery: str, seen: Watcher) -> list[float]:
     """Create Subscriptions one by one; each one's create → first status, in seconds."""
     api = client.CustomObjectsApi()
     latencies = []
@@ -234,9 +110,9 @@ def probe(namespace: str, gallery: str, seen: Observer) -> list[float]:
         api.create_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, subscription(name, gallery)
         )
-        if not seen.wait(lambda n=name: n in seen.first_status, 60):  # type: ignore[misc]
+        if not seen.wait_all("status", [name], 60):
             raise SystemExit(f"{name} got no status in 60 s")
-        latencies.append(seen.first_status[name] - created)
+        latencies.append(seen.times["status"][name] - created)
     return latencies
 
 
@@ -250,27 +126,22 @@ def publish_new_version(gallery: str) -> None:
     core.patch_namespaced_config_map(f"gallery-{gallery}", OPERATOR_NAMESPACE, {"data": data})
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--subscriptions", type=int, default=1000)
-    parser.add_argument("--kubeconfig", default=str(REPO / ".localcluster" / "kubeconfig"))
+    parser.add_argument("--kubeconfig", default=str(DEFAULT_KUBECONFIG))
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--log", default="/tmp/subscriptions_scale-operator.log")
     args = parser.parse_args()
-    config.load_kube_config(args.kubeconfig)
+    connect(args.kubeconfig)
     run = uuid.uuid4().hex[:6]
     gallery, namespace = f"bench-{run}", f"bench-subs-{run}"
     prepare(gallery)
     client.CoreV1Api().create_namespace({"metadata": {"name": namespace}})
     operator = start_operator(args.kubeconfig, Path(args.log))
-    seen = Observer(namespace)
+    seen = observe(namespace)
     try:
         settle(operator.pid)
         rss_empty = rss_kib(operator.pid)
@@ -285,9 +156,10 @@ def main() -> None:
         total = args.subscriptions + PROBES
         edited = time.monotonic()
         publish_new_version(gallery)
-        if not seen.wait(lambda: len(seen.update_seen) >= total, 600):
-            raise SystemExit(f"only {len(seen.update_seen)} of {total} saw the new version")
-        edit_s = max(seen.update_seen.values()) - edited
+        updated = seen.times["update"]
+        if not seen.wait(lambda: len(updated) >= total, 600):
+            raise SystemExit(f"only {len(updated)} of {total} saw the new version")
+        edit_s = max(updated.values()) - edited
     finally:
         seen.stop()
         stop_operator(operator)
