@@ -58,22 +58,27 @@ _MERGE_PATCH: Final = "application/merge-patch+json"
 
 @dataclass(frozen=True)
 class _Kind:
-    """How the typed client addresses one built-in kind: API class and method suffix."""
+    """Where one built-in kind lives in the API: its group-version path and plural."""
 
-    api: type[Any]
-    suffix: str
+    prefix: str
+    plural: str
+
+    def path(self, namespace: str, name: str = "") -> str:
+        base = f"{self.prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{name}" if name else base
 
 
 # Built-in kinds the operator creates or reads, keyed by (apiVersion, kind).
 _KINDS: Final[Mapping[tuple[str, str], _Kind]] = {
-    ("batch/v1", "Job"): _Kind(client.BatchV1Api, "namespaced_job"),
-    ("apps/v1", "Deployment"): _Kind(client.AppsV1Api, "namespaced_deployment"),
-    ("v1", "Service"): _Kind(client.CoreV1Api, "namespaced_service"),
-    ("v1", "PersistentVolumeClaim"): _Kind(client.CoreV1Api, "namespaced_persistent_volume_claim"),
-    ("v1", "ConfigMap"): _Kind(client.CoreV1Api, "namespaced_config_map"),
-    ("v1", "Secret"): _Kind(client.CoreV1Api, "namespaced_secret"),
-    ("v1", "Pod"): _Kind(client.CoreV1Api, "namespaced_pod"),
+    ("batch/v1", "Job"): _Kind("/apis/batch/v1", "jobs"),
+    ("apps/v1", "Deployment"): _Kind("/apis/apps/v1", "deployments"),
+    ("v1", "Service"): _Kind("/api/v1", "services"),
+    ("v1", "PersistentVolumeClaim"): _Kind("/api/v1", "persistentvolumeclaims"),
+    ("v1", "ConfigMap"): _Kind("/api/v1", "configmaps"),
+    ("v1", "Secret"): _Kind("/api/v1", "secrets"),
+    ("v1", "Pod"): _Kind("/api/v1", "pods"),
 }
+_CUSTOM: Final = f"/apis/{GROUP}/{VERSION}"
 
 _client_lock = threading.Lock()
 _client: client.ApiClient | None = None
@@ -109,26 +114,44 @@ def use_client(api: client.ApiClient | None) -> None:
         _client = api
 
 
-def _api(api_class: type[Any]) -> Any:
-    """An instance of a typed API class bound to the shared client (a seam for tests)."""
-    return api_class(api_client())
+def _request(
+    method: str,
+    path: str,
+    *,
+    query: Mapping[str, Any] | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+) -> bytes:
+    """One request to the API server through the shared client; the response's bytes.
 
-
-def _custom_api() -> Any:
-    return _api(client.CustomObjectsApi)
-
-
-def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a typed client method and answer the server's JSON as plain data.
-
-    The raw response is parsed instead of the client's models: the result has exactly the
-    server's field names and values, and fields newer than the client survive.
+    Raw requests, not the client's typed API classes: those load thousands of model classes
+    (about 100 MiB) that the operator never uses. Non-2xx answers raise ``ApiException``.
     """
-    response = method(*args, _preload_content=False, **kwargs)
-    data = response.data
-    if not data:
-        return None
-    return json.loads(data)
+    api = api_client()
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
+    params = [(key, value) for key, value in (query or {}).items() if value is not None]
+    request = api.param_serialize(
+        method,
+        path,
+        query_params=params,
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*request)
+    response.read()  # type: ignore[no-untyped-call]
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return bytes(response.data or b"")
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    """A request whose answer is JSON, parsed as plain data: exactly the server's field
+    names and values, fields newer than the client included."""
+    data = _request(method, path, **kwargs)
+    return json.loads(data) if data else None
 
 
 def _as_object(data: Any) -> dict[str, Any]:
@@ -184,7 +207,7 @@ def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any
     """Read a built-in object; None when it does not exist."""
     spec = _kind_of(api_version, kind)
     try:
-        return _as_object(_call(getattr(_api(spec.api), f"read_{spec.suffix}"), name, namespace))
+        return _as_object(_call("GET", spec.path(namespace, name)))
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -202,8 +225,7 @@ def create_or_get(body: Mapping[str, Any]) -> dict[str, Any]:
     spec = _kind_of(api_version, kind)
     namespace, name = _namespace_and_name(body)
     try:
-        create = getattr(_api(spec.api), f"create_{spec.suffix}")
-        return _as_object(_call(create, namespace, dict(body)))
+        return _as_object(_call("POST", spec.path(namespace), body=dict(body)))
     except ApiException as exc:
         if exc.status != 409:
             raise _translate(exc, f"creating {kind} {namespace}/{name}") from exc
@@ -227,7 +249,7 @@ def create_if_absent(body: Mapping[str, Any]) -> bool:
     spec = _kind_of(api_version, kind)
     namespace, name = _namespace_and_name(body)
     try:
-        _call(getattr(_api(spec.api), f"create_{spec.suffix}"), namespace, dict(body))
+        _call("POST", spec.path(namespace), body=dict(body))
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -244,9 +266,10 @@ def patch(
     """
     spec = _kind_of(api_version, kind)
     try:
-        patch_method = getattr(_api(spec.api), f"patch_{spec.suffix}")
         return _as_object(
-            _call(patch_method, name, namespace, dict(changes), _content_type=_MERGE_PATCH)
+            _call(
+                "PATCH", spec.path(namespace, name), body=dict(changes), content_type=_MERGE_PATCH
+            )
         )
     except ApiException as exc:
         if exc.status == 404:
@@ -261,12 +284,7 @@ def delete(api_version: str, kind: str, namespace: str, name: str) -> bool:
     """
     spec = _kind_of(api_version, kind)
     try:
-        _call(
-            getattr(_api(spec.api), f"delete_{spec.suffix}"),
-            name,
-            namespace,
-            propagation_policy="Background",
-        )
+        _call("DELETE", spec.path(namespace, name), query={"propagationPolicy": "Background"})
     except ApiException as exc:
         if exc.status == 404:
             return False
@@ -282,11 +300,7 @@ def list_objects(
     selector = ",".join(f"{key}={value}" for key, value in (labels or {}).items())
     try:
         result = _as_object(
-            _call(
-                getattr(_api(spec.api), f"list_{spec.suffix}"),
-                namespace,
-                label_selector=selector or None,
-            )
+            _call("GET", spec.path(namespace), query={"labelSelector": selector or None})
         )
     except ApiException as exc:
         raise _translate(exc, f"listing {kind} in {namespace}") from exc
@@ -309,12 +323,10 @@ def read_pod_log(
     A container that has not started yet answers 400; that is "no log yet", i.e. "".
     """
     try:
-        response = _api(client.CoreV1Api).read_namespaced_pod_log(
-            name,
-            namespace,
-            container=container,
-            tail_lines=tail_lines,
-            _preload_content=False,
+        data = _request(
+            "GET",
+            _KINDS[("v1", "Pod")].path(namespace, name) + "/log",
+            query={"container": container, "tailLines": tail_lines},
         )
     except ApiException as exc:
         if exc.status == 404:
@@ -322,7 +334,7 @@ def read_pod_log(
         if exc.status == 400:
             return ""
         raise _translate(exc, f"reading the log of pod {namespace}/{name}") from exc
-    return bytes(response.data or b"").decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
 
 
 # --- kubearts.io custom resources ------------------------------------------------------------
@@ -331,16 +343,7 @@ def read_pod_log(
 def get_custom_object(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     """Read a kubearts.io object (``plural`` from ``constants``); None when absent."""
     try:
-        return _as_object(
-            _call(
-                _custom_api().get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-            )
-        )
+        return _as_object(_call("GET", f"{_CUSTOM}/namespaces/{namespace}/{plural}/{name}"))
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -352,14 +355,7 @@ def create_custom_object(plural: str, body: Mapping[str, Any]) -> dict[str, Any]
     namespace, name = _namespace_and_name(body)
     try:
         return _as_object(
-            _call(
-                _custom_api().create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                dict(body),
-            )
+            _call("POST", f"{_CUSTOM}/namespaces/{namespace}/{plural}", body=dict(body))
         )
     except ApiException as exc:
         if exc.status != 409:
@@ -382,12 +378,9 @@ def list_custom_objects(
     try:
         result = _as_object(
             _call(
-                _custom_api().list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                label_selector=selector or None,
+                "GET",
+                f"{_CUSTOM}/namespaces/{namespace}/{plural}",
+                query={"labelSelector": selector or None},
             )
         )
     except ApiException as exc:
@@ -406,13 +399,10 @@ def patch_custom_status(
     try:
         return _as_object(
             _call(
-                _custom_api().patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": dict(status)},
+                "PATCH",
+                f"{_CUSTOM}/namespaces/{namespace}/{plural}/{name}/status",
+                body={"status": dict(status)},
+                content_type=_MERGE_PATCH,
             )
         )
     except ApiException as exc:
@@ -431,14 +421,10 @@ def patch_custom_object(
     try:
         return _as_object(
             _call(
-                _custom_api().patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                dict(changes),
-                _content_type=_MERGE_PATCH,
+                "PATCH",
+                f"{_CUSTOM}/namespaces/{namespace}/{plural}/{name}",
+                body=dict(changes),
+                content_type=_MERGE_PATCH,
             )
         )
     except ApiException as exc:
