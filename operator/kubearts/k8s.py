@@ -54,6 +54,10 @@ RETRY_DELAY_SECONDS: Final = 10.0
 _RETRYABLE: Final = frozenset({429, 500, 502, 503, 504})
 _INVALID: Final = frozenset({400, 422})
 _MERGE_PATCH: Final = "application/merge-patch+json"
+#: Handler threads (kopf's executor) and API connections kept open: one per thread, so
+#: handlers never queue for a connection. Most of a handler's time is spent waiting on the
+#: API server, so more threads than cores pay off when many objects arrive at once.
+HANDLER_THREADS: Final = 20
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def api_client() -> client.ApiClient:
                 config.load_kube_config(  # type: ignore[no-untyped-call]
                     client_configuration=configuration
                 )
+            configuration.connection_pool_maxsize = HANDLER_THREADS
             _client = client.ApiClient(configuration)
         return _client
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from kubearts import metrics
+from kubearts import k8s, metrics
 from kubearts.config import Config, load_config
 from kubearts.constants import (
     ALL_KINDS,
@@ -81,6 +81,9 @@ def configure(
     # otherwise stall the operator until the client notices.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # kopf's default is min(32, cores + 4) threads: 6 on two cores, while 100 TrainingJobs
+    # applied at once each wait on a few API calls.
+    settings.execution.max_workers = k8s.HANDLER_THREADS
 
     serving = metrics.start_server(config.metrics_port)
     logger.info(

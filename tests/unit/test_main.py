@@ -121,6 +121,12 @@ def test_startup_uses_our_own_persistence_prefix_and_finalizer() -> None:
 
 
 @pytest.mark.usefixtures("quiet_env")
+def test_startup_gives_handlers_a_thread_and_a_connection_each() -> None:
+    settings = startup()
+    assert settings.execution.max_workers == kubearts.k8s.HANDLER_THREADS > 6
+
+
+@pytest.mark.usefixtures("quiet_env")
 def test_startup_puts_the_configuration_in_the_memo() -> None:
     memo = kopf.Memo()
     startup(memo)

@@ -23,6 +23,7 @@ from typing import Any, Final, cast
 import kopf
 
 from kubearts import k8s, metrics, runs, workloads
+from kubearts.builders.dataset_jobs import workspace_claim
 from kubearts.builders.jobs import SPEC_DIGEST_ANNOTATION, spec_digest
 from kubearts.builders.placement import Placement, build_placement
 from kubearts.conditions import (
@@ -312,6 +313,12 @@ def run_view(
     started = workloads.annotations_of(job).get(SPEC_DIGEST_ANNOTATION)
     check = runs.spec_check(spec_digest(body.get("spec") or {}), started, str(body.get("kind")))
     return job_view(namespace, job, exit_reasons), check
+
+
+def ensure_workspace(namespace: str, config: Config) -> None:
+    """The namespace's shared workspace claim, created once from the default StorageClass
+    (never owned or deleted); one request, whether or not it exists."""
+    k8s.create_if_absent(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
 
 
 def placement_for(spec: Mapping[str, Any], config: Config) -> Placement:

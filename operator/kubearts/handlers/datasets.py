@@ -38,7 +38,6 @@ from kubearts.builders.dataset_jobs import (
     ingest_job,
     publish_job,
     source_url_secret,
-    workspace_claim,
 )
 from kubearts.builders.placement import Placement, build_placement
 from kubearts.conditions import SpecError
@@ -194,9 +193,7 @@ def _carry_out(
         return
     if plan.uses_workspace:
         # Created from the default StorageClass and never deleted: no owner reference.
-        k8s.create_or_get(
-            workspace_claim(plan.namespace, config.workspace_pvc, config.workspace_size)
-        )
+        common.ensure_workspace(plan.namespace, config)
     deadline = config.dataset_job_deadline_seconds
     image = config.image_dataset
     if step.start_ingest:

@@ -32,7 +32,6 @@ from kubearts.builders.conversion_jobs import (
     conversion_job_name,
     output_location,
 )
-from kubearts.builders.dataset_jobs import workspace_claim
 from kubearts.builders.jobs import JobLimits, spec_digest
 from kubearts.builders.placement import build_placement
 from kubearts.conditions import ConditionUpdate, SpecError, Wait, rfc3339
@@ -136,7 +135,7 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
     pool = config.conversion_ascend_pool if run.output_format == "om" else "cpu"
     placement = build_placement(pool, 1, config.pools, None, None, None)
     if run.output.claim == config.workspace_pvc:
-        k8s.create_or_get(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
+        common.ensure_workspace(namespace, config)
     job = k8s.create_or_get(conversion_job(run, body, placement=placement))
     created = runs.run_created(workloads.object_name(job), rfc3339(), "conversion")
     fields = {

@@ -16,7 +16,6 @@ from typing import Any, Final
 import kopf
 
 from kubearts import k8s, model_plan
-from kubearts.builders.dataset_jobs import workspace_claim
 from kubearts.builders.model_jobs import (
     registration_job,
     registration_job_name,
@@ -119,7 +118,7 @@ def reconcile(
     )
     placement = build_placement("cpu", 1, config.pools, None, None, None)
     if decision.register:
-        k8s.create_or_get(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
+        common.ensure_workspace(namespace, config)
     for unused in decision.unused:
         version = str(unused["version"])
         k8s.create_or_get(

@@ -27,7 +27,6 @@ from typing import Any, Final
 import kopf
 
 from kubearts import k8s, training_plan, workloads
-from kubearts.builders.dataset_jobs import workspace_claim
 from kubearts.builders.training_jobs import (
     LOG_FILE,
     training_job,
@@ -101,7 +100,7 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
         failed = ConditionUpdate(COND_FAILED, TRUE, error.reason, error.message)
         raise common.invalid_spec(TRAINING_JOB, body, patch, error, updates=[failed]) from None
     if run.output.claim == config.workspace_pvc:
-        k8s.create_or_get(workspace_claim(namespace, config.workspace_pvc, config.workspace_size))
+        common.ensure_workspace(namespace, config)
     job = k8s.create_or_get(training_job(run, body, placement=placement))
     created = training_plan.run_created(workloads.object_name(job), rfc3339())
     fields = {
