@@ -77,6 +77,8 @@ from _operator_process import (
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubearts.constants import ALL_KINDS
+
 FANOUT_RATIO_TARGET = 1.2
 P99_TARGET_S = 1.0
 RSS_TARGET_MIB = 150.0
@@ -84,14 +86,7 @@ RSS_TARGET_AT = 1000
 SLOPE_TARGET_KIB = 50.0
 SHARE_TARGET = 0.05
 NOOP = "noop"  # the trivial algorithm's name in this run's gallery
-KINDS = (
-    "datasets",
-    "subscriptions",
-    "trainingjobs",
-    "modelconversions",
-    "models",
-    "inferenceservices",
-)
+KINDS = tuple(kind.plural for kind in ALL_KINDS)
 
 # --- the table -------------------------------------------------------------------------------
 

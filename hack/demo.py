@@ -44,6 +44,8 @@ import yaml
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from kubearts.constants import ALL_KINDS
+
 # hack/ is this script's folder, so the local cluster's package imports as itself.
 from localcluster import cluster, controlplane
 from localcluster import layout as layouts
@@ -66,14 +68,7 @@ VALUES: Final[Mapping[str, Any]] = {
 }
 GROUP: Final = "kubearts.io"
 KINDS: Final = ("kads", "kasub", "katj", "kaconv", "kamodel", "kaisvc")
-CRD_PLURALS: Final = (
-    "datasets",
-    "subscriptions",
-    "trainingjobs",
-    "modelconversions",
-    "models",
-    "inferenceservices",
-)
+CRD_PLURALS: Final = tuple(kind.plural for kind in ALL_KINDS)
 
 #: Port of the data server on the cluster bridge's address. The address belongs to this
 #: cluster alone, and a fixed port keeps the Dataset's source URI the same on every run.
