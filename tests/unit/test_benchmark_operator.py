@@ -1,4 +1,4 @@
-"""The pure parts of ``benchmarks/operator.py``: percentiles, the demo flow's time split
+"""The pure parts of ``benchmarks/operator_overhead.py``: percentiles, the demo flow's time split
 (``benchmarks/_demo_split.py``) on a synthetic flow with known answers, and the table."""
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _load_benchmark() -> tuple[ModuleType, ModuleType, ModuleType]:
-    """benchmarks/operator.py with its two helper modules. The script's file name is the
-    standard library's ``operator``, so it is loaded under another name; benchmarks/ is on
+    """benchmarks/operator_overhead.py with its two helper modules; benchmarks/ is on
     sys.path only meanwhile (its trainer.py and predictor.py must not shadow anything)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         spec = importlib.util.spec_from_file_location(
-            "benchmark_operator", BENCHMARKS / "operator.py"
+            "benchmark_operator", BENCHMARKS / "operator_overhead.py"
         )
         assert spec is not None
         assert spec.loader is not None

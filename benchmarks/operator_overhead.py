@@ -25,7 +25,7 @@ applies the CRDs, makes its gallery and namespaces, serves a small data set from
 machine on the cluster bridge, and removes all of it at the end. Figures are printed,
 never asserted. Full sizes take tens of minutes on two cores; shrink them while trying:
 
-    .venv/bin/python benchmarks/operator.py [--fanout 100,500] [--objects 100,1000,5000]
+    .venv/bin/python benchmarks/operator_overhead.py [--fanout 100,500] [--objects 100,1000,5000]
         [--concurrency 8] [--probes 20] [--kubeconfig .localcluster/kubeconfig]
         [--demo-namespace kubearts-demo] [--demo-kubeconfig PATH]
         [--only fanout,latency,memory,demo]
