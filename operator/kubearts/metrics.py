@@ -13,11 +13,13 @@ Handlers are wrapped with :func:`instrumented`; :func:`start_server` serves ``/m
 from __future__ import annotations
 
 import functools
+import socketserver
 import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, ParamSpec, TypeVar
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import kopf
 import prometheus_client
@@ -146,6 +148,27 @@ _server_lock = threading.Lock()
 _server_port: int | None = None
 
 
+class _MetricsServer(socketserver.ThreadingMixIn, WSGIServer):
+    """prometheus-client's server, minus the reverse DNS lookup of the bind address that
+    ``HTTPServer.server_bind`` makes (``socket.getfqdn``): where the pod's resolver does not
+    answer, that alone held the operator's start-up for ten seconds."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+        self.setup_environ()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: Prometheus scrapes every few seconds."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def start_server(port: int) -> bool:
     """Serve ``/metrics`` on ``port`` (all interfaces) once per process.
 
@@ -158,7 +181,9 @@ def start_server(port: int) -> bool:
         return False
     with _server_lock:
         if _server_port is None:
-            prometheus_client.start_http_server(port)
+            server = _MetricsServer(("0.0.0.0", port), _QuietHandler)
+            server.set_app(prometheus_client.make_wsgi_app())
+            threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
             _server_port = port
         elif _server_port != port:
             raise RuntimeError(

@@ -98,7 +98,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_server_serves_metrics_once_per_process() -> None:
+def test_server_serves_metrics_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_dns(name: str = "") -> str:
+        raise AssertionError(f"the metrics server looked up {name!r} in DNS")
+
+    monkeypatch.setattr(socket, "getfqdn", no_dns)
     port = metrics._server_port or _free_port()
     assert metrics.start_server(port) is True
     assert metrics.start_server(port) is True  # again: harmless
