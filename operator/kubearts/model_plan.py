@@ -325,6 +325,13 @@ def _version(
         }
     view = reads.jobs.get(version)
     if view is not None:
+        # The Job's start wrote these; a step that read the object before that write landed
+        # (a timer next to a woken handler) must not lose them.
+        current.setdefault("location", registry.child_uri(version))
+        if "lineage" not in current:
+            resolved = _resolve(index, entry, reads)
+            if isinstance(resolved, tuple):
+                current["lineage"] = resolved[1]
         _follow(entry, current, view, now)
         return current
     resolved = _resolve(index, entry, reads)

@@ -146,6 +146,8 @@ def test_every_object_converges_with_no_failure_on_the_way(kube: Kube, flow: Flo
     ):
         annotations = kube.get(kind, name, "-n", flow.namespace)["metadata"]["annotations"]
         assert annotations.get("wake.kubearts.io/dependencies", "").startswith(woken_by)
+        # ... and its worker Job's end reached it the same way.
+        assert "/Complete" in annotations.get("wake.kubearts.io/job", "")
     assert len(training["history"]) == 1  # the one epoch
     conversion = flow.status(kube, "kaconv", "digits-mobilenet-onnx")
     verification = conversion["verification"]

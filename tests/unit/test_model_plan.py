@@ -114,6 +114,16 @@ def test_a_finished_registration_records_digest_signature_and_metrics() -> None:
     assert entry["metrics"] == {"accuracy": 0.95}
 
 
+def test_a_registration_seen_done_from_a_status_before_its_start_keeps_location_and_lineage() -> (
+    None
+):
+    waiting = {"version": "1.0.0", "ready": False, "reason": "WaitingForDependency"}
+    view = JobView({}, "Complete", result=RESULT)
+    (entry,) = step([SAVED], {"versions": [waiting]}, jobs={"1.0.0": view}).versions
+    assert (entry["ready"], entry["location"]) == (True, f"{WS}/models/digits/1.0.0")
+    assert entry["lineage"]["trainingJob"] == "tj"
+
+
 def test_only_the_added_version_registers() -> None:
     decision = step([SAVED, ONNX], {"versions": [registered(SAVED)]})
     assert [r.version for r in decision.register] == ["1.1.0"]

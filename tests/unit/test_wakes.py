@@ -68,3 +68,12 @@ def test_readiness_changes_with_what_ends_a_wait_and_not_with_progress() -> None
     assert wakes.readiness(published) != wakes.readiness(_dependency(versions=[]))
     registered = _dependency(versions=[{"version": "1.0.0", "ready": True}])
     assert wakes.readiness(registered) != wakes.readiness(_dependency())
+
+
+def test_a_job_wakes_its_owner_when_it_starts_and_ends_not_when_nothing_changed() -> None:
+    created = {"status": {}}
+    running = {"status": {"active": 1}}
+    again = {"status": {"active": 1}, "metadata": {"resourceVersion": "2"}}
+    done = {"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
+    states = [wakes.job_state(job) for job in (created, running, again, done)]
+    assert states == ["0/0/0", "1/0/0", "1/0/0", "0/1/0/Complete"]

@@ -10,6 +10,10 @@ outside kopf's own ``kubearts.io/`` prefix), which runs their update handler.
 
 InferenceServices are woken by their Model in :mod:`kubearts.handlers.inferenceservices`,
 which also rolls out a served version's changes.
+
+A worker Job that starts, finishes or fails wakes its owner the same way
+(``JOB_WAKE_ANNOTATION``), so a run's end reaches the owner's status at once rather than
+at its kind's next timer tick.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from kubearts.constants import (
     COND_READY,
     DATASET,
     GROUP,
+    INFERENCE_SERVICE,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
     MODEL,
     MODEL_CONVERSION,
     SUBSCRIPTION,
@@ -36,6 +43,11 @@ from kubearts.constants import (
 from kubearts.handlers import common
 
 WAKE_ANNOTATION: Final = f"wake.{GROUP}/dependencies"
+JOB_WAKE_ANNOTATION: Final = f"wake.{GROUP}/job"
+#: Owners a Job wakes. A Dataset's steps follow their Jobs with short retries of their own.
+_JOB_OWNERS: Final = {
+    kind.kind: kind for kind in (TRAINING_JOB, MODEL_CONVERSION, MODEL, INFERENCE_SERVICE)
+}
 
 #: (dependency plural, name) pairs an object's spec refers to.
 References = Callable[[Mapping[str, Any]], Iterator[tuple[str, str]]]
@@ -127,6 +139,33 @@ def _waker(dependency: KindNames) -> Callable[..., None]:
                 logger.debug("woke %s %s/%s", dependent.kind, namespace, waiter)
 
     return wake
+
+
+def job_state(job: Mapping[str, Any]) -> str:
+    """What about a worker Job its owner follows: how many pods are active, succeeded or
+    failed, and its finishing conditions."""
+    status = job.get("status") or {}
+    ended = sorted(
+        str(c.get("type")) for c in status.get("conditions") or [] if c.get("status") == "True"
+    )
+    counts = (status.get(key) or 0 for key in ("active", "succeeded", "failed"))
+    return "/".join([*map(str, counts), *ended])
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+def wake_for_jobs(event: Mapping[str, Any], body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """Annotate the KubeArts object that owns a worker Job when the Job's state changed."""
+    if event.get("type") not in ("ADDED", "MODIFIED"):
+        return
+    metadata = body.get("metadata") or {}
+    for owner in metadata.get("ownerReferences") or []:
+        kind = _JOB_OWNERS.get(str(owner.get("kind")))
+        if kind is None or not str(owner.get("apiVersion", "")).startswith(f"{GROUP}/"):
+            continue
+        mark = f"{metadata.get('name')}={job_state(body)}"
+        change = {"metadata": {"annotations": {JOB_WAKE_ANNOTATION: mark}}}
+        k8s.patch_custom_object(kind.plural, str(metadata.get("namespace")), owner["name"], change)
+        logger.debug("woke %s %s: Job %s", kind.kind, owner["name"], mark)
 
 
 _register()
