@@ -48,7 +48,8 @@ class Flow:
     namespace: str
     manifests: Path
     applied: dict[tuple[str, str], dict[str, Any]]
-    #: Every (kind, name, condition type, reason) seen True that is not a success.
+    #: Every (kind, name, condition type, reason) seen that ends the flow: a Failed
+    #: condition True, or a spec refused as invalid.
     failures: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def status(self, kube: Kube, kind: str, name: str) -> dict[str, Any]:
@@ -75,7 +76,8 @@ def watch_until_ready(kube: Kube, flow: Flow) -> None:
         found = {(o["kind"], o["metadata"]["name"]): o for o in items}
         for (kind, name), obj in found.items():
             for c in (obj.get("status") or {}).get("conditions") or []:
-                if c["type"] == "Failed" and c["status"] == "True":
+                failed = c["type"] == "Failed" and c["status"] == "True"
+                if failed or (c["type"] == "Ready" and c.get("reason") == "InvalidSpec"):
                     flow.failures.add((kind, name, c["type"], c.get("reason", "")))
         ready = {k for k, o in found.items() if demo.condition(o, "Ready").get("status") == "True"}
         if wanted <= ready or flow.failures:
