@@ -211,6 +211,39 @@ def test_no_rbac_rule_uses_a_wildcard(default_objects: list[Manifest]) -> None:
             assert "*" not in rule.get(field, []), f"{field} of {rule}"
 
 
+def test_the_cluster_role_lets_the_operator_watch_all_it_handles(
+    default_objects: list[Manifest],
+) -> None:
+    """Every resource a kopf handler, index or timer of the operator follows cluster-wide is
+    listed and watched: a missing verb stops the whole operator at its first watch."""
+    import kopf
+
+    import kubearts.main  # noqa: F401  (registers the handlers)
+
+    registry = kopf.get_default_registry()
+    followed = {
+        (handler.selector.group, handler.selector.any_name)
+        for registered in (
+            registry._changing,
+            registry._watching,
+            registry._indexing,
+            registry._spawning,
+        )
+        for handler in registered.get_all_handlers()
+        if handler.selector.group  # core ConfigMaps: the gallery Role in the release namespace
+    }
+    assert ("batch", "jobs") in followed
+    rules = only(default_objects, "ClusterRole")["rules"]
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    missing = {key for key in followed if not {"list", "watch"} <= granted.get(key, set())}
+    assert missing == set()
+
+
 def test_the_operator_may_not_read_secrets_nor_run_pods(default_objects: list[Manifest]) -> None:
     rules = only(default_objects, "ClusterRole")["rules"]
     verbs = {
