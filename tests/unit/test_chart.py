@@ -307,13 +307,14 @@ def test_operator_image_defaults_to_app_version(default_objects: list[Manifest])
     assert container["imagePullPolicy"] == "IfNotPresent"
 
 
-def test_liveness_probe_and_ports(default_objects: list[Manifest]) -> None:
+def test_liveness_and_readiness_probes_and_ports(default_objects: list[Manifest]) -> None:
     container = operator_container(default_objects)
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
-    probe = container["livenessProbe"]["httpGet"]
-    assert probe["path"] == "/healthz"
-    assert ports[probe["port"]] == 8081
+    for kind in ("livenessProbe", "readinessProbe"):
+        probe = container[kind]["httpGet"]
+        assert probe["path"] == "/healthz"
+        assert ports[probe["port"]] == 8081
 
 
 def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
