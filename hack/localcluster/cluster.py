@@ -132,10 +132,22 @@ def _kill_namespace_processes(layout: Layout) -> None:
 
 
 def _remove_mountpoints(layout: Layout) -> None:
+    """Remove the empty folders and files this cluster's pods created as mount targets
+    (``/mnt/output``...), except those another running local cluster's pods use too: the
+    paths are the same on the host for every cluster, and removing one detaches it from
+    the other cluster's pods that have a volume mounted there (Linux does so for a mount
+    point removed in another mount namespace)."""
     record = layout.run / "mountpoints"
     if not record.exists():
         return
-    paths = sorted(set(record.read_text().splitlines()), key=len, reverse=True)
+    shared: set[str] = set()
+    for slot in Path("/run/kubearts-localcluster").glob("slot-*"):
+        if slot.name == f"slot-{layout.slot}":
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            other = Layout(root=Path(slot.read_text().strip()), slot=int(slot.name[5:]))
+            shared.update((other.run / "mountpoints").read_text().splitlines())
+    paths = sorted(set(record.read_text().splitlines()) - shared, key=len, reverse=True)
     for path in paths:
         with contextlib.suppress(OSError):
             p = Path(path)
