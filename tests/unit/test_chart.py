@@ -211,6 +211,16 @@ def test_no_rbac_rule_uses_a_wildcard(default_objects: list[Manifest]) -> None:
             assert "*" not in rule.get(field, []), f"{field} of {rule}"
 
 
+def cluster_role_verbs(objects: list[Manifest]) -> dict[tuple[str, str], set[str]]:
+    """The ClusterRole's verbs by (API group, resource)."""
+    return {
+        (group, resource): set(rule["verbs"])
+        for rule in only(objects, "ClusterRole")["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
 def test_the_cluster_role_lets_the_operator_watch_all_it_handles(
     default_objects: list[Manifest],
 ) -> None:
@@ -233,25 +243,13 @@ def test_the_cluster_role_lets_the_operator_watch_all_it_handles(
         if handler.selector.group  # core ConfigMaps: the gallery Role in the release namespace
     }
     assert ("batch", "jobs") in followed
-    rules = only(default_objects, "ClusterRole")["rules"]
-    granted = {
-        (group, resource): set(rule["verbs"])
-        for rule in rules
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
+    granted = cluster_role_verbs(default_objects)
     missing = {key for key in followed if not {"list", "watch"} <= granted.get(key, set())}
     assert missing == set()
 
 
 def test_the_operator_may_not_read_secrets_nor_run_pods(default_objects: list[Manifest]) -> None:
-    rules = only(default_objects, "ClusterRole")["rules"]
-    verbs = {
-        (group, resource): set(rule["verbs"])
-        for rule in rules
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
+    verbs = cluster_role_verbs(default_objects)
     assert verbs[("", "secrets")] == {"create"}
     assert "create" not in verbs.get(("", "pods"), set())
 
