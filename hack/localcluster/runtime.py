@@ -286,6 +286,8 @@ class PodRuntime:
                 if k in ("runAsUser", "runAsGroup")
             }
         )
+        if (c.spec.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+            sc["readOnlyRootFilesystem"] = True
         groups = list(pod_sc.get("supplementalGroups") or [])
         if "fsGroup" in pod_sc:
             groups.append(pod_sc["fsGroup"])

@@ -1,6 +1,8 @@
 """Start one container process: join the container's cgroups and the pod's network
 namespace, enter a private mount and UTS namespace, bind the pod's volumes at their mount
-paths, then exec the command.
+paths, then exec the command. With ``readOnlyRootFilesystem`` everything but the volumes
+(and the kernel's /proc, /sys and /dev) is read-only to the container, as a read-only
+image layer is.
 
 Run by the node agent as ``python -S -m localcluster.shim SPEC.json``; the process becomes
 the container (exec), so its pid, exit status and signals are the container's. A command
@@ -110,6 +112,18 @@ def _enter(spec: dict) -> None:
             os.makedirs(path, exist_ok=True)
             _mount(f"/proc/self/fd/{fd}", path, MS_BIND | MS_REC)
         os.close(fd)
+    if spec.get("readOnlyRootFilesystem"):
+        _read_only_root(keep)
+
+
+def _read_only_root(kept: list[str]) -> None:
+    """Make the root file system, and the environment bound back over volumes, read-only
+    in this mount namespace; the volume mounts are mounts of their own and stay as they
+    are. A bind remount changes only this namespace's view, never the host's."""
+    _mount(None, "/", MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path in kept:
+        if os.path.ismount(path):
+            _mount(None, path, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def _join_cgroups(spec: dict) -> None:

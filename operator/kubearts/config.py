@@ -60,21 +60,58 @@ class PoolConfig:
     """Named sizes (``spec.resources.flavor``) with their CPU and memory requests."""
     default_flavor: str | None = None
     """Flavor used when a spec names none; None means no CPU or memory requests."""
+    avoid_accelerator_nodes: bool = True
+    """For a pool without an accelerator: keep its pods off the nodes of the accelerator
+    pools (a node affinity against their node selectors), so CPU work never takes the CPU
+    and memory an accelerator's jobs need."""
+
+
+#: Flavors every default pool offers: requests of CPU and memory, memory also the limit.
+DEFAULT_FLAVORS: Final[Mapping[str, Flavor]] = {
+    "small": {"cpu": "500m", "memory": "1Gi"},
+    "medium": {"cpu": "1", "memory": "4Gi"},
+    "large": {"cpu": "4", "memory": "16Gi"},
+}
+DEFAULT_FLAVOR: Final = "medium"
+
+#: The operator's own workers, by the kind of work.
+WORKER_DATASET: Final = "dataset"
+WORKER_CONVERSION: Final = "conversion"
+WORKER_MODEL: Final = "model"
+#: Their default sizes, measured with room to spare (docs/platforms.md): a dataset worker
+#: decodes images in processes bounded by its limit; a conversion loads TensorFlow, the
+#: graph, tf2onnx and ONNX Runtime at once; a registration copies and digests files and
+#: reads a signature.
+DEFAULT_WORKER_RESOURCES: Final[Mapping[str, Flavor]] = {
+    WORKER_DATASET: {"cpu": "1", "memory": "2Gi"},
+    WORKER_CONVERSION: {"cpu": "1", "memory": "4Gi"},
+    WORKER_MODEL: {"cpu": "500m", "memory": "2Gi"},
+}
 
 
 DEFAULT_POOLS: Final[Mapping[str, PoolConfig]] = {
-    POOL_CPU: PoolConfig(POOL_CPU, None),
+    POOL_CPU: PoolConfig(POOL_CPU, None, flavors=DEFAULT_FLAVORS, default_flavor=DEFAULT_FLAVOR),
     POOL_GPU: PoolConfig(
         POOL_GPU,
         "nvidia.com/gpu",
         {"nvidia.com/gpu.present": "true"},
         ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+        flavors=DEFAULT_FLAVORS,
+        default_flavor=DEFAULT_FLAVOR,
     ),
     POOL_ASCEND910: PoolConfig(
-        POOL_ASCEND910, "huawei.com/Ascend910", {"accelerator": "huawei-Ascend910"}
+        POOL_ASCEND910,
+        "huawei.com/Ascend910",
+        {"accelerator": "huawei-Ascend910"},
+        flavors=DEFAULT_FLAVORS,
+        default_flavor=DEFAULT_FLAVOR,
     ),
     POOL_ASCEND310: PoolConfig(
-        POOL_ASCEND310, "huawei.com/Ascend310", {"accelerator": "huawei-Ascend310"}
+        POOL_ASCEND310,
+        "huawei.com/Ascend310",
+        {"accelerator": "huawei-Ascend310"},
+        flavors=DEFAULT_FLAVORS,
+        default_flavor=DEFAULT_FLAVOR,
     ),
 }
 
@@ -144,6 +181,12 @@ class Config:
     "tolerations": [Toleration], "flavors": {name: {"cpu": qty, "memory": qty}},
     "defaultFlavor": name}``, every key optional. When set it is the complete table: a
     pool left out is not offered by this cluster."""
+    worker_resources: Mapping[str, Flavor] = field(
+        default_factory=lambda: dict(DEFAULT_WORKER_RESOURCES)
+    )
+    """KUBEARTS_WORKER_RESOURCES: the CPU and memory of the operator's own workers, a JSON
+    object ``{"dataset" | "conversion" | "model": {"cpu": qty, "memory": qty}}``; a worker
+    left out keeps its default. CPU is requested; memory is requested and is the limit."""
     gallery_resync_seconds: float = 30.0
     """KUBEARTS_GALLERY_RESYNC_SECONDS: how often remote gallery indexes (``index.<name>.url``
     keys) are fetched again, with a conditional request, by one task for the whole operator;
@@ -161,7 +204,14 @@ _QUALIFIED_NAME = re.compile(
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _TOLERATION_KEYS: Final = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
 _POOL_KEYS: Final = frozenset(
-    {"resourceName", "nodeSelector", "tolerations", "flavors", "defaultFlavor"}
+    {
+        "resourceName",
+        "nodeSelector",
+        "tolerations",
+        "flavors",
+        "defaultFlavor",
+        "avoidAcceleratorNodes",
+    }
 )
 _FLAVOR_KEYS: Final = frozenset({"cpu", "memory"})
 # A Kubernetes resource quantity such as 500m, 2, 1.5, 4Gi or 1e3.
@@ -238,6 +288,7 @@ def load_config(environ: Mapping[str, str] = os.environ) -> Config:
         health_port=health_port,
         log_format=cast(LogFormat, log_format),
         pools=pools,
+        worker_resources=_worker_resources(environ),
         conversion_ascend_pool=ascend_pool,
         gallery_resync_seconds=gallery_resync_seconds,
     )
@@ -376,6 +427,10 @@ def _parse_pool(name: str, value: Any) -> PoolConfig:
             f"({allowed}); add it under flavors or leave defaultFlavor out"
         )
 
+    avoid = value.get("avoidAcceleratorNodes", True)
+    if not isinstance(avoid, bool):
+        raise ValueError(f"{where}.avoidAcceleratorNodes={avoid!r}; write true or false")
+
     return PoolConfig(
         name=name,
         resource_name=resource_name,
@@ -383,7 +438,35 @@ def _parse_pool(name: str, value: Any) -> PoolConfig:
         tolerations=tuple(cast(Toleration, dict(t)) for t in tolerations),
         flavors={key: cast(Flavor, dict(size)) for key, size in flavors.items()},
         default_flavor=default_flavor,
+        avoid_accelerator_nodes=avoid,
     )
+
+
+def _worker_resources(environ: Mapping[str, str]) -> dict[str, Flavor]:
+    """``KUBEARTS_WORKER_RESOURCES`` over the defaults, each size checked like a flavor."""
+    sizes = dict(DEFAULT_WORKER_RESOURCES)
+    raw = environ.get("KUBEARTS_WORKER_RESOURCES", "").strip()
+    if not raw:
+        return sizes
+    example = '{"dataset": {"cpu": "1", "memory": "2Gi"}}'
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"KUBEARTS_WORKER_RESOURCES is not valid JSON ({exc.msg} at position {exc.pos}); "
+            f"set it to a JSON object such as {example}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"KUBEARTS_WORKER_RESOURCES must be a JSON object such as {example}")
+    for worker, size in data.items():
+        if worker not in DEFAULT_WORKER_RESOURCES:
+            raise ValueError(
+                f"KUBEARTS_WORKER_RESOURCES has an unknown worker {worker!r}; workers are "
+                f"{', '.join(DEFAULT_WORKER_RESOURCES)}"
+            )
+        _check_flavor(f"KUBEARTS_WORKER_RESOURCES[{worker!r}]", worker, size)
+        sizes[worker] = cast(Flavor, dict(size))
+    return sizes
 
 
 def _check_flavor(where: str, name: str, flavor: Any) -> None:

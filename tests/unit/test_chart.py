@@ -17,7 +17,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from kubearts.config import DEFAULT_POOLS, load_config
+from kubearts.config import DEFAULT_POOLS, DEFAULT_WORKER_RESOURCES, load_config
 from kubearts.constants import ALL_KINDS, GROUP
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -318,6 +318,10 @@ def test_liveness_and_readiness_probes_and_ports(default_objects: list[Manifest]
 def test_operator_environment_defaults(default_objects: list[Manifest]) -> None:
     env = operator_env(default_objects)
     pools = env.pop("KUBEARTS_POOLS")
+    workers = env.pop("KUBEARTS_WORKER_RESOURCES")
+    assert load_config({"KUBEARTS_WORKER_RESOURCES": workers}).worker_resources == dict(
+        DEFAULT_WORKER_RESOURCES
+    )
     assert env == {
         "USER": "kubearts",
         "KUBEARTS_NAMESPACE": NAMESPACE,
@@ -423,6 +427,43 @@ def test_pool_values_reach_the_operator_config() -> None:
     assert gpu.resource_name == "nvidia.com/mig-1g.5gb"
     assert dict(gpu.node_selector) == {"gpu-type": "a100"}
     assert gpu.tolerations == ({"key": "dedicated", "operator": "Equal", "value": "ml"},)
+
+
+def test_flavors_and_cpu_placement_values_reach_the_operator_config() -> None:
+    values = {
+        "pools": {
+            "cpu": {
+                "avoidAcceleratorNodes": False,
+                "flavors": {"tiny": {"cpu": "100m", "memory": "256Mi"}},
+                "defaultFlavor": "tiny",
+            }
+        },
+        "jobs": {"resources": {"conversion": {"cpu": "2", "memory": "8Gi"}}},
+    }
+    config = load_config(operator_env(render(values)))
+    cpu = config.pools["cpu"]
+    assert cpu.avoid_accelerator_nodes is False
+    assert cpu.default_flavor == "tiny"
+    # Helm merges maps: the default flavors stay next to the new one.
+    assert cpu.flavors["tiny"] == {"cpu": "100m", "memory": "256Mi"}
+    assert set(cpu.flavors) == {"tiny", "small", "medium", "large"}
+    assert config.worker_resources["conversion"] == {"cpu": "2", "memory": "8Gi"}
+    assert config.worker_resources["dataset"] == DEFAULT_WORKER_RESOURCES["dataset"]
+
+
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"pools": {"cpu": {"flavors": {"x": {"cpu": "lots"}}}}}, "cpu"),
+        ({"pools": {"gpu": {"flavors": {"x": {"gpus": "1"}}}}}, "gpus"),
+        ({"jobs": {"resources": {"dataset": {"memory": "2 GB"}}}}, "memory"),
+        ({"pools": {"cpu": {"avoidAcceleratorNodes": "yes"}}}, "avoidAcceleratorNodes"),
+    ],
+    ids=["bad-cpu-quantity", "unknown-size-key", "bad-worker-memory", "avoid-not-bool"],
+)
+def test_the_schema_refuses_bad_sizes(values: dict[str, Any], path: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=path):
+        render(values)
 
 
 def test_rendered_environment_is_accepted_by_operator_config(

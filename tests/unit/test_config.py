@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from kubearts.config import DEFAULT_POOLS, Config, PoolConfig, load_config, parse_pools
+from kubearts.config import (
+    DEFAULT_FLAVORS,
+    DEFAULT_POOLS,
+    DEFAULT_WORKER_RESOURCES,
+    Config,
+    PoolConfig,
+    load_config,
+    parse_pools,
+)
 
 
 def test_empty_environment_gives_the_documented_defaults() -> None:
@@ -29,21 +37,51 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
 
 
 def test_default_pools() -> None:
+    sizes = {"flavors": DEFAULT_FLAVORS, "default_flavor": "medium"}
     assert dict(DEFAULT_POOLS) == {
-        "cpu": PoolConfig("cpu", None, {}, ()),
+        "cpu": PoolConfig("cpu", None, {}, (), **sizes),
         "gpu": PoolConfig(
             "gpu",
             "nvidia.com/gpu",
             {"nvidia.com/gpu.present": "true"},
             ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},),
+            **sizes,
         ),
         "ascend910": PoolConfig(
-            "ascend910", "huawei.com/Ascend910", {"accelerator": "huawei-Ascend910"}, ()
+            "ascend910", "huawei.com/Ascend910", {"accelerator": "huawei-Ascend910"}, (), **sizes
         ),
         "ascend310": PoolConfig(
-            "ascend310", "huawei.com/Ascend310", {"accelerator": "huawei-Ascend310"}, ()
+            "ascend310", "huawei.com/Ascend310", {"accelerator": "huawei-Ascend310"}, (), **sizes
         ),
     }
+    assert all(pool.default_flavor in pool.flavors for pool in DEFAULT_POOLS.values())
+
+
+def test_worker_resources_override_the_defaults_per_worker() -> None:
+    config = load_config({"KUBEARTS_WORKER_RESOURCES": '{"model": {"memory": "3Gi"}}'})
+    assert config.worker_resources == {**DEFAULT_WORKER_RESOURCES, "model": {"memory": "3Gi"}}
+    assert Config().worker_resources == DEFAULT_WORKER_RESOURCES
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("{", r"KUBEARTS_WORKER_RESOURCES is not valid JSON"),
+        ("[]", r"KUBEARTS_WORKER_RESOURCES must be a JSON object"),
+        ('{"trainer": {"cpu": "1"}}', r"unknown worker 'trainer'; workers are dataset, conv"),
+        ('{"dataset": {"memory": 2}}', r"\['dataset'\]\.memory=2 is not a quantity"),
+        ('{"dataset": {"gpu": "1"}}', r"unknown keys \['gpu'\]; allowed keys are cpu, memory"),
+    ],
+    ids=["not-json", "not-object", "unknown-worker", "number", "unknown-key"],
+)
+def test_bad_worker_resources_name_the_variable_and_the_fix(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_config({"KUBEARTS_WORKER_RESOURCES": raw})
+
+
+def test_avoid_accelerator_nodes_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match=r"avoidAcceleratorNodes='no'; write true or false"):
+        load_config({"KUBEARTS_POOLS": '{"cpu": {"avoidAcceleratorNodes": "no"}}'})
 
 
 def test_empty_values_keep_defaults() -> None:

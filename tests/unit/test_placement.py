@@ -10,6 +10,27 @@ from kubearts.builders.placement import build_placement
 from kubearts.config import DEFAULT_POOLS, PoolConfig, Toleration
 
 GPU_TOLERATION: Toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+#: The default flavor, medium: CPU requested, memory requested and limited.
+MEDIUM = {"cpu": "1", "memory": "4Gi"}
+#: The default cpu pool keeps off every accelerator pool's nodes.
+OFF_ACCELERATORS = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {
+                            "key": "accelerator",
+                            "operator": "NotIn",
+                            "values": ["huawei-Ascend910", "huawei-Ascend310"],
+                        },
+                        {"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]},
+                    ]
+                }
+            ]
+        }
+    }
+}
 
 
 @pytest.mark.parametrize(
@@ -19,9 +40,10 @@ GPU_TOLERATION: Toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "ef
             "cpu",
             1,
             {
-                "resources": {"requests": {}, "limits": {}},
+                "resources": {"requests": MEDIUM, "limits": {"memory": "4Gi"}},
                 "nodeSelector": {},
                 "tolerations": [],
+                "affinity": OFF_ACCELERATORS,
             },
             id="cpu",
         ),
@@ -30,11 +52,12 @@ GPU_TOLERATION: Toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "ef
             2,
             {
                 "resources": {
-                    "requests": {"nvidia.com/gpu": "2"},
-                    "limits": {"nvidia.com/gpu": "2"},
+                    "requests": {"nvidia.com/gpu": "2", **MEDIUM},
+                    "limits": {"nvidia.com/gpu": "2", "memory": "4Gi"},
                 },
                 "nodeSelector": {"nvidia.com/gpu.present": "true"},
                 "tolerations": [GPU_TOLERATION],
+                "affinity": {},
             },
             id="gpu",
         ),
@@ -43,11 +66,12 @@ GPU_TOLERATION: Toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "ef
             8,
             {
                 "resources": {
-                    "requests": {"huawei.com/Ascend910": "8"},
-                    "limits": {"huawei.com/Ascend910": "8"},
+                    "requests": {"huawei.com/Ascend910": "8", **MEDIUM},
+                    "limits": {"huawei.com/Ascend910": "8", "memory": "4Gi"},
                 },
                 "nodeSelector": {"accelerator": "huawei-Ascend910"},
                 "tolerations": [],
+                "affinity": {},
             },
             id="ascend910",
         ),
@@ -56,11 +80,12 @@ GPU_TOLERATION: Toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "ef
             1,
             {
                 "resources": {
-                    "requests": {"huawei.com/Ascend310": "1"},
-                    "limits": {"huawei.com/Ascend310": "1"},
+                    "requests": {"huawei.com/Ascend310": "1", **MEDIUM},
+                    "limits": {"huawei.com/Ascend310": "1", "memory": "4Gi"},
                 },
                 "nodeSelector": {"accelerator": "huawei-Ascend310"},
                 "tolerations": [],
+                "affinity": {},
             },
             id="ascend310",
         ),
@@ -73,15 +98,16 @@ def test_each_default_pool(pool: str, count: int, expected: dict[str, Any]) -> N
 @pytest.mark.parametrize("count", [0, 1, 4], ids=["zero", "one", "four"])
 def test_cpu_pool_requests_no_device_whatever_the_count(count: int) -> None:
     assert build_placement("cpu", count, DEFAULT_POOLS)["resources"] == {
-        "requests": {},
-        "limits": {},
+        "requests": MEDIUM,
+        "limits": {"memory": "4Gi"},
     }
 
 
 @pytest.mark.parametrize("count", [1, 3, 16], ids=["1", "3", "16"])
 def test_accelerator_count_is_requested_and_limited(count: int) -> None:
     resources = build_placement("gpu", count, DEFAULT_POOLS)["resources"]
-    assert resources["requests"] == resources["limits"] == {"nvidia.com/gpu": str(count)}
+    assert resources["requests"]["nvidia.com/gpu"] == str(count)
+    assert resources["limits"]["nvidia.com/gpu"] == str(count)
 
 
 @pytest.mark.parametrize("count", [0, -1, True, 1.5], ids=["zero", "negative", "bool", "fraction"])
@@ -160,6 +186,7 @@ def test_configured_pool_is_used() -> None:
         },
         "nodeSelector": {"gpu-type": "a100"},
         "tolerations": [{"operator": "Exists"}],
+        "affinity": {},
     }
 
 
@@ -226,4 +253,34 @@ def test_unknown_flavor_names_the_field_and_the_allowed_values() -> None:
 
 def test_flavor_for_a_pool_without_flavors() -> None:
     with pytest.raises(ValueError, match=r"this pool has no flavors configured; leave it out"):
-        build_placement("gpu", 1, DEFAULT_POOLS, flavor="small")
+        build_placement("gpu", 1, {"gpu": PoolConfig("gpu", "nvidia.com/gpu")}, flavor="small")
+
+
+def test_an_explicit_size_replaces_the_flavor() -> None:
+    resources = build_placement("cpu", 1, FLAVORED, size={"cpu": "250m", "memory": "512Mi"})[
+        "resources"
+    ]
+    assert resources == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+
+
+def test_the_cpu_pool_may_run_on_accelerator_nodes_when_configured() -> None:
+    pools = {**DEFAULT_POOLS, "cpu": PoolConfig("cpu", None, avoid_accelerator_nodes=False)}
+    assert build_placement("cpu", 1, pools)["affinity"] == {}
+
+
+def test_only_configured_accelerator_pools_are_avoided() -> None:
+    pools = {"cpu": DEFAULT_POOLS["cpu"], "gpu": DEFAULT_POOLS["gpu"]}
+    terms = build_placement("cpu", 1, pools)["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert terms == [
+        {
+            "matchExpressions": [
+                {"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}
+            ]
+        }
+    ]
+    assert build_placement("cpu", 1, {"cpu": DEFAULT_POOLS["cpu"]})["affinity"] == {}

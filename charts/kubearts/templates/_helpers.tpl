@@ -72,7 +72,8 @@ appVersion. Call with (dict "image" <block> "context" $).
 
 {{/*
 KUBEARTS_POOLS: the pools as one JSON object
-{"<pool>": {"resourceName": str|null, "nodeSelector": {...}, "tolerations": [...]}}.
+{"<pool>": {"resourceName": str|null, "nodeSelector": {...}, "tolerations": [...],
+"flavors": {...}, "defaultFlavor": str|null, "avoidAcceleratorNodes": bool}}.
 Every key is always present, so the operator never has to guess a default.
 */}}
 {{- define "kubearts.poolsJson" -}}
@@ -81,7 +82,10 @@ Every key is always present, so the operator never has to guess a default.
 {{- $_ := set $pools $name (dict
       "resourceName" ($pool.resourceName | default nil)
       "nodeSelector" ($pool.nodeSelector | default dict)
-      "tolerations" ($pool.tolerations | default list)) }}
+      "tolerations" ($pool.tolerations | default list)
+      "flavors" ($pool.flavors | default dict)
+      "defaultFlavor" ($pool.defaultFlavor | default nil)
+      "avoidAcceleratorNodes" (ternary $pool.avoidAcceleratorNodes true (hasKey $pool "avoidAcceleratorNodes"))) }}
 {{- end }}
 {{- toJson $pools }}
 {{- end }}

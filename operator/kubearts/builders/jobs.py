@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kubearts.builders.meta import owner_reference
-from kubearts.builders.placement import Placement
+from kubearts.builders.placement import Placement, place_pod
 from kubearts.builders.security import container_security_context, pod_security_context
 from kubearts.constants import GROUP, KindNames
 from kubearts.storage import Volume, VolumeMount
@@ -110,10 +110,7 @@ def worker_job(
             *volumes,
         ],
     }
-    if placement["nodeSelector"]:
-        pod_spec["nodeSelector"] = placement["nodeSelector"]
-    if placement["tolerations"]:
-        pod_spec["tolerations"] = placement["tolerations"]
+    place_pod(pod_spec, placement)
     job_spec: dict[str, Any] = {
         "backoffLimit": limits.backoff_limit,
         "activeDeadlineSeconds": limits.active_deadline_seconds,

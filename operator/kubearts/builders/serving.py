@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from kubearts.builders.jobs import RESULT_PATH, SCRATCH_PATH, JobLimits, worker_job
 from kubearts.builders.meta import child_labels, child_name, owner_reference
-from kubearts.builders.placement import Placement
+from kubearts.builders.placement import Placement, place_pod
 from kubearts.builders.security import container_security_context, pod_security_context
 from kubearts.constants import GROUP, INFERENCE_SERVICE, STEP_LABEL
 from kubearts.inference_plan import GRPC_PORT, HTTP_PORT, ServePlan
@@ -114,10 +114,7 @@ def predictor_deployment(
         "containers": [container],
         "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": SCRATCH_SIZE}}, *volumes],
     }
-    if placement["nodeSelector"]:
-        pod_spec["nodeSelector"] = placement["nodeSelector"]
-    if placement["tolerations"]:
-        pod_spec["tolerations"] = placement["tolerations"]
+    place_pod(pod_spec, placement)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -42,7 +42,9 @@ from kubearts.constants import (
     GROUP,
     PHASE_FAILED,
     PHASE_SUCCEEDED,
+    POOL_CPU,
     REASON_CPU_FALLBACK,
+    REASON_INVALID_CONFIGURATION,
     REASON_MODEL_NOT_READY,
     REASON_WAITING_FOR_DEPENDENCY,
     VERSION,
@@ -64,6 +66,7 @@ __all__ = [
     "status_changes",
     "wait",
     "waiting",
+    "worker_placement",
     "write_status",
 ]
 
@@ -337,6 +340,23 @@ def placement_for(spec: Mapping[str, Any], config: Config) -> Placement:
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
         raise SpecError(field, problem, "see the operator's pools in its configuration") from None
+
+
+def worker_placement(config: Config, worker: str, pool: str = POOL_CPU) -> Placement:
+    """Where one of the operator's own workers (``dataset``, ``conversion``, ``model``)
+    runs, sized by ``KUBEARTS_WORKER_RESOURCES``; a pool missing from the operator's pools
+    is its misconfiguration, reported as such."""
+    try:
+        return build_placement(
+            pool, 1, config.pools, size=config.worker_resources[worker], field="KUBEARTS_POOLS"
+        )
+    except ValueError as exc:
+        raise SpecError(
+            "KUBEARTS_POOLS",
+            f"the operator cannot place {worker} pods: {exc}",
+            f"add a {pool} pool to the operator's pools",
+            reason=REASON_INVALID_CONFIGURATION,
+        ) from None
 
 
 def waiting(status: Mapping[str, Any], **_: Any) -> bool:

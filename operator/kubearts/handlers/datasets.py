@@ -39,17 +39,15 @@ from kubearts.builders.dataset_jobs import (
     publish_job,
     source_url_secret,
 )
-from kubearts.builders.placement import Placement, build_placement
+from kubearts.builders.placement import Placement
 from kubearts.conditions import SpecError
-from kubearts.config import Config
+from kubearts.config import WORKER_DATASET, Config
 from kubearts.constants import (
     DATASET,
     DATASET_LABEL,
     GALLERY_LABEL,
     GROUP,
     PHASE_FAILED,
-    POOL_CPU,
-    REASON_INVALID_CONFIGURATION,
     VERSION,
 )
 from kubearts.dataset_plan import Observed, Step, WaitingError
@@ -143,16 +141,8 @@ def _plan(body: Mapping[str, Any], config: Config) -> DatasetPlan:
 
 
 def _placement(config: Config) -> Placement:
-    """Where data set pods go: the cpu pool. Without one the operator is misconfigured."""
-    try:
-        return build_placement(POOL_CPU, 0, config.pools, field="KUBEARTS_POOLS")
-    except ValueError as exc:
-        raise SpecError(
-            "KUBEARTS_POOLS",
-            f"the operator cannot place dataset pods: {exc}",
-            "add a cpu pool to the operator's pools",
-            reason=REASON_INVALID_CONFIGURATION,
-        ) from None
+    """Where data set pods go: the cpu pool, at the dataset worker's size."""
+    return common.worker_placement(config, WORKER_DATASET)
 
 
 def _resolve_gallery(spec: Mapping[str, Any], config: Config) -> ResolvedSource | None:

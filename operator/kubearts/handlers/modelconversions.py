@@ -33,9 +33,8 @@ from kubearts.builders.conversion_jobs import (
     output_location,
 )
 from kubearts.builders.jobs import JobLimits, spec_digest
-from kubearts.builders.placement import build_placement
 from kubearts.conditions import ConditionUpdate, SpecError, Wait, rfc3339
-from kubearts.config import Config
+from kubearts.config import WORKER_CONVERSION, Config
 from kubearts.constants import (
     COND_FAILED,
     DATASET,
@@ -133,7 +132,7 @@ def _start(body: Mapping[str, Any], patch: kopf.Patch, logger: kopf.Logger, conf
         failed = ConditionUpdate(COND_FAILED, TRUE, error.reason, error.message)
         raise common.invalid_spec(MODEL_CONVERSION, body, patch, error, updates=[failed]) from None
     pool = config.conversion_ascend_pool if run.output_format == "om" else "cpu"
-    placement = build_placement(pool, 1, config.pools, None, None, None)
+    placement = common.worker_placement(config, WORKER_CONVERSION, pool)
     if run.output.claim == config.workspace_pvc:
         common.ensure_workspace(namespace, config)
     job = k8s.create_or_get(conversion_job(run, body, placement=placement))

@@ -23,9 +23,8 @@ from kubearts.builders.model_jobs import (
     removal_job,
     removal_job_name,
 )
-from kubearts.builders.placement import build_placement
 from kubearts.conditions import rfc3339
-from kubearts.config import Config
+from kubearts.config import WORKER_MODEL, Config
 from kubearts.constants import (
     DATASET,
     INFERENCE_SERVICE,
@@ -116,7 +115,7 @@ def reconcile(
     decision = model_plan.decide(
         name, body.get("spec") or {}, body.get("status") or {}, _read(body), rfc3339(), registry
     )
-    placement = build_placement("cpu", 1, config.pools, None, None, None)
+    placement = common.worker_placement(config, WORKER_MODEL)
     if decision.register:
         common.ensure_workspace(namespace, config)
     for unused in decision.unused:
