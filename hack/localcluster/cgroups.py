@@ -188,6 +188,16 @@ class ContainerCgroup:
             return False
         return int(counters.get("oom_kill", "0")) > 0
 
+    def peak_memory(self) -> int | None:
+        """The most memory the cgroup ever used, in bytes (v1 ``memory.max_usage_in_bytes``,
+        v2 ``memory.peak`` from kernel 5.19); None where the kernel does not say."""
+        memory = self._path(self.hierarchy.memory)
+        name = "memory.max_usage_in_bytes" if self.hierarchy.version == 1 else "memory.peak"
+        try:
+            return int((memory / name).read_text())
+        except (OSError, ValueError):
+            return None
+
     def remove(self) -> None:
         """Kill what is left in the cgroup (a daemon the container forked) and remove it."""
         for base in self.hierarchy.bases:

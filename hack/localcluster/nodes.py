@@ -7,8 +7,8 @@ from typing import Any
 
 NODES: dict[str, dict[str, Any]] = {
     "cpu-0": {
-        "labels": {"node.kubernetes.io/instance-type": "cpu.8xlarge", "kubearts.io/pool": "cpu"},
-        "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+        "labels": {"node.kubernetes.io/instance-type": "cpu.32xlarge", "kubearts.io/pool": "cpu"},
+        "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "200Gi"},
         "taints": [],
     },
     "gpu-0": {

@@ -401,6 +401,16 @@ class PodRuntime:
         if c.cgroup is None:
             return False
         oom = c.cgroup.oom_killed()
+        peak = c.cgroup.peak_memory()
+        if peak is not None:
+            log.info(
+                "%s/%s container %s used at most %.1f MiB of memory (limit %s)",
+                self.ns,
+                self.name,
+                c.name,
+                peak / 2**20,
+                ((c.spec.get("resources") or {}).get("limits") or {}).get("memory", "none"),
+            )
         c.cgroup.remove()
         c.cgroup = None
         return oom

@@ -571,6 +571,48 @@ def test_container_runs_in_a_cgroup_with_its_limits(
     assert logs(kube, "limited", namespace).splitlines()[1] == expected
 
 
+READ_ONLY_ROOT = """
+import errno, os, sys
+def attempt(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+    except OSError as err:
+        return errno.errorcode[err.errno]
+    os.remove(path)
+    return "written"
+print(attempt("/tmp/scratch-file"), attempt(sys.argv[1]), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("read_only", "expected"),
+    [(True, "written EROFS"), (False, "written written")],
+    ids=["read-only", "writable"],
+)
+def test_a_read_only_root_file_system_leaves_only_volumes_writable(
+    kube: Kube, namespace: str, read_only: bool, expected: str
+) -> None:
+    # A file next to the environment, as a file inside a real image's root file system.
+    outside = str(REPO / f".localcluster-rofs-{namespace}")
+    kube.apply(
+        pod(
+            "rofs",
+            ["python3", "-c", READ_ONLY_ROOT, outside],
+            container={
+                "securityContext": {"readOnlyRootFilesystem": read_only},
+                "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+            },
+            volumes=[{"name": "scratch", "emptyDir": {}}],
+        ),
+        namespace,
+    )
+    done = kube.wait_pod_phase("rofs", namespace, ("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", logs(kube, "rofs", namespace)
+    assert logs(kube, "rofs", namespace).strip() == expected
+    assert not Path(outside).exists()
+
+
 def test_exceeding_the_memory_limit_is_reported_oom_killed(kube: Kube, namespace: str) -> None:
     kube.apply(
         pod(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from localcluster.cgroups import CFS_PERIOD_US, Limits, parse_quantity
+from localcluster.cgroups import CFS_PERIOD_US, ContainerCgroup, Hierarchy, Limits, parse_quantity
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,18 @@ def test_quantities_parse_like_kubernetes(quantity: str | int, value: Decimal | 
 )
 def test_limits_from_resources(resources: dict[str, Any] | None, expected: Limits) -> None:
     assert Limits.from_resources(resources) == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "file"), [(1, "memory.max_usage_in_bytes"), (2, "memory.peak")], ids=["v1", "v2"]
+)
+def test_peak_memory_is_read_from_the_kernel_counter(
+    tmp_path: Path, version: int, file: str
+) -> None:
+    hierarchy = Hierarchy(version, tmp_path / "memory", tmp_path / "cpu")
+    cgroup = ContainerCgroup(hierarchy, "uid", "main")
+    folder = tmp_path / "memory" / "poduid" / "main"
+    assert cgroup.peak_memory() is None  # no cgroup, or a kernel that does not count
+    folder.mkdir(parents=True)
+    (folder / file).write_text("123456789\n")
+    assert cgroup.peak_memory() == 123456789
