@@ -47,6 +47,8 @@ def program(gallery: dict[str, str], source: str) -> dict[str, Any]:
 PROGRAMS = {
     "crash": "import sys; print('loading'); print('Traceback: boom', file=sys.stderr); sys.exit(7)",
     "sleeper": "import time; time.sleep(600)",
+    # Written, not just reserved: every page of 3 GiB is touched.
+    "hog": "import time; hog = b'x' * (3 * 2**30); time.sleep(60)",
 }
 
 
@@ -112,6 +114,7 @@ def train(
     *,
     pool: str = "cpu",
     count: int = 1,
+    flavor: str | None = None,
     hyperparameters: dict[str, Any] | None = None,
     run_policy: dict[str, Any] | None = None,
     version: str = "v1",
@@ -125,7 +128,11 @@ def train(
                 "algorithm": {"subscription": algorithm.replace("_", "-")},
                 "inputs": [{"dataset": "digits", "version": version}],
                 "hyperparameters": hyperparameters or {},
-                "resources": {"pool": pool, "count": count},
+                "resources": {
+                    "pool": pool,
+                    "count": count,
+                    **({"flavor": flavor} if flavor else {}),
+                },
                 "runPolicy": run_policy or {},
             },
         },
@@ -213,6 +220,26 @@ def test_a_crashing_trainer_fails_with_its_exit_code_and_log_tail(
     assert "Traceback: boom" in failed["message"]
     status = kube.get("katj", "crashes", "-n", workspace)["status"]
     assert status["phase"] == "Failed"
+
+
+def test_a_trainer_over_its_memory_limit_fails_oom_killed(kube: Kube, workspace: str) -> None:
+    train(kube, workspace, "hog", "hog", flavor="small")
+    failed = kube.wait_condition("katj", "hog", "-n", workspace, type="Failed", timeout=120)
+    assert failed["reason"] == "OOMKilled", failed
+    container = pod_of(kube, workspace, "hog-train")["spec"]["containers"][0]
+    assert container["resources"]["limits"]["memory"] == "1Gi"  # the small flavor
+
+
+def test_a_run_without_a_flavor_gets_the_pools_default_size(kube: Kube, workspace: str) -> None:
+    train(kube, workspace, "sized", "sleeper")
+    pod = pod_of(kube, workspace, "sized-train")
+    (container,) = pod["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "4Gi"},
+        "limits": {"memory": "4Gi"},
+    }
+    assert pod["spec"]["nodeName"] == "cpu-0"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_the_deadline_stops_the_run_as_deadline_exceeded(kube: Kube, workspace: str) -> None:
