@@ -36,6 +36,8 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "predictor"))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from kubearts_predictor.client import v2_binary_outputs, v2_binary_request  # noqa: E402
+
 SIZE = 224
 LABELS = ["daisy", "dandelion", "rose", "sunflower", "tulip"]
 
@@ -143,27 +145,13 @@ class Client:
         self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
 
     def v2_binary(self, batch: np.ndarray, session: Any = None) -> np.ndarray:
-        head = json.dumps(
-            {
-                "inputs": [
-                    {
-                        "name": "images",
-                        "shape": list(batch.shape),
-                        "datatype": "FP32",
-                        "parameters": {"binary_data_size": batch.nbytes},
-                    }
-                ],
-                "parameters": {"binary_data_output": True},
-            }
-        ).encode()
+        body, headers = v2_binary_request(batch)
         response = (session or self.http).post(
-            f"{self.url}/v2/models/{self.name}/infer",
-            data=head + batch.tobytes(),
-            headers={"inference-header-content-length": str(len(head))},
+            f"{self.url}/v2/models/{self.name}/infer", data=body, headers=headers
         )
         response.raise_for_status()
-        length = int(response.headers["inference-header-content-length"])
-        return np.frombuffer(response.content[length:], dtype=np.float32)
+        (logits,) = v2_binary_outputs(response.content, response.headers).values()
+        return logits
 
     def grpc(self, batch: np.ndarray) -> np.ndarray:
         pb = self.pb

@@ -35,6 +35,7 @@ import demo  # hack/demo.py; clusterkit puts hack/ on sys.path
 from clusterkit import REPO, Kube, wait_for
 from datagen import tar_tree, write_digits
 from gallery_configmap import configmap
+from kubearts_predictor.client import v2_binary_outputs, v2_binary_request
 
 OPERATOR_NAMESPACE = "kubearts-system"
 FIELD_MANAGER = "gitops"
@@ -211,32 +212,11 @@ def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v2_binary(url: str, batch: np.ndarray) -> np.ndarray:
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "images",
-                    "shape": list(batch.shape),
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": batch.nbytes},
-                }
-            ],
-            "parameters": {"binary_data_output": True},
-        }
-    ).encode()
-    request = urllib.request.Request(
-        url,
-        data=head + batch.tobytes(),
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Inference-Header-Content-Length": str(len(head)),
-        },
-    )
+    body, headers = v2_binary_request(batch)
+    request = urllib.request.Request(url, data=body, headers=headers)
     with NO_PROXY.open(request, timeout=60) as response:
-        length = int(response.headers["Inference-Header-Content-Length"])
-        content = response.read()
-    shape = json.loads(content[:length])["outputs"][0]["shape"]
-    return np.frombuffer(content[length:], dtype=np.float32).reshape(shape)
+        (logits,) = v2_binary_outputs(response.read(), dict(response.headers)).values()
+    return logits
 
 
 def _grpc(address: str, model: str, batch: np.ndarray) -> np.ndarray:

@@ -33,11 +33,11 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubearts_predictor import metrics, page, preprocess
+from kubearts_predictor.client import BINARY_HEADER
 from kubearts_predictor.model import ImageClassifier
 
 #: Most files one upload may carry.
 MAX_UPLOAD_FILES = 64
-BINARY_HEADER = "inference-header-content-length"
 
 
 def json_response(document: Any, status: int = 200) -> Response:

@@ -3,7 +3,6 @@ answer."""
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 import numpy as np
 import requests
 from predictor_helpers import IMAGE_SIZE, Server
+
+from kubearts_predictor.client import v2_binary_outputs, v2_binary_request
 
 
 def _batch_histogram(server: Server) -> tuple[float, float]:
@@ -22,25 +23,11 @@ def _batch_histogram(server: Server) -> tuple[float, float]:
 
 
 def _infer(server: Server, row: np.ndarray) -> np.ndarray:
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "images",
-                    "shape": [1, IMAGE_SIZE, IMAGE_SIZE, 3],
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": row.nbytes},
-                }
-            ]
-        }
-    ).encode()
-    response = requests.post(
-        f"{server.url}/v2/models/tiny/infer",
-        data=head + row.tobytes(),
-        headers={"inference-header-content-length": str(len(head))},
-    )
+    body, headers = v2_binary_request(row, binary_output=False)
+    response = requests.post(f"{server.url}/v2/models/tiny/infer", data=body, headers=headers)
     assert response.status_code == 200, response.text
-    return np.asarray(response.json()["outputs"][0]["data"], dtype=np.float32)
+    (logits,) = v2_binary_outputs(response.content, response.headers).values()
+    return logits.ravel()
 
 
 def test_concurrent_requests_are_batched(server: Server, reference: Any) -> None:

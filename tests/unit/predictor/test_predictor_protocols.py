@@ -16,6 +16,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from predictor_helpers import IMAGE_SIZE, LABELS, Server, png
 
 from kubearts_predictor import preprocess
+from kubearts_predictor.client import v2_binary_outputs, v2_binary_request
 from kubearts_predictor.model import softmax
 
 TOLERANCE = 1e-5
@@ -124,35 +125,14 @@ def test_v2_rest_json(server: Server, reference: Any) -> None:
 
 def test_v2_rest_binary_tensors(server: Server, reference: Any) -> None:
     batch = _batch(2, seed=3)
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "images",
-                    "shape": list(batch.shape),
-                    "datatype": "FP32",
-                    "parameters": {"binary_data_size": batch.nbytes},
-                }
-            ],
-            "parameters": {"binary_data_output": True},
-        }
-    ).encode()
-    response = requests.post(
-        f"{server.url}/v2/models/tiny/infer",
-        data=head + batch.tobytes(),
-        headers={
-            "inference-header-content-length": str(len(head)),
-            "content-type": "application/octet-stream",
-        },
-    )
+    body, headers = v2_binary_request(batch)
+    response = requests.post(f"{server.url}/v2/models/tiny/infer", data=body, headers=headers)
     assert response.status_code == 200, response.text
     json_length = int(response.headers["inference-header-content-length"])
-    answer = json.loads(response.content[:json_length])
-    output = answer["outputs"][0]
+    output = json.loads(response.content[:json_length])["outputs"][0]
     assert output["parameters"]["binary_data_size"] == 2 * len(LABELS) * 4
-    logits = np.frombuffer(response.content[json_length:], dtype=np.float32).reshape(
-        output["shape"]
-    )
+    (logits,) = v2_binary_outputs(response.content, response.headers).values()
+    assert logits.shape == (2, len(LABELS))
     np.testing.assert_allclose(logits, reference(batch), atol=TOLERANCE)
 
 
