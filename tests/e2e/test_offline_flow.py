@@ -1,7 +1,9 @@
 """The offline flow of ``examples/offline/`` as a user or a GitOps tool applies it: every
 manifest at once, with server-side apply, and nothing else. Two values differ from the
 files: the data set's ``${DIGITS_URL}`` (served from this host) and the gallery (a copy of
-the default one under a name of this test's own); training runs one epoch, not five.
+the default one under a name of this test's own). Training runs the example's five epochs:
+this is the suite's one real run that proves accuracy end to end (at least 0.85 on the eval
+split of digits, measured by the trainer and again through the services).
 
 - every object converges with no manual ordering: dependencies are waited for, never failed,
   and each step is woken by the change of the one it waits for;
@@ -40,6 +42,8 @@ from kubearts_predictor.client import v2_binary_outputs, v2_binary_request
 OPERATOR_NAMESPACE = "kubearts-system"
 FIELD_MANAGER = "gitops"
 TIMEOUT_S = 1500
+#: What MobileNet v1 reaches on digits at 32 px in the example's 5 epochs (0.89–0.91 seen).
+MIN_ACCURACY = 0.85
 POLL_S = 2.0
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -63,8 +67,6 @@ def manifests_of_the_flow(digits_url: str, gallery: str) -> list[dict[str, Any]]
         spec = manifest["spec"]
         if manifest["kind"] == "Subscription":
             spec["gallery"] = gallery
-        if manifest["kind"] == "TrainingJob":
-            spec["hyperparameters"]["epochs"] = 1
     return manifests
 
 
@@ -151,7 +153,7 @@ def test_every_object_converges_with_no_failure_on_the_way(kube: Kube, flow: Flo
         assert annotations.get("wake.kubearts.io/dependencies", "").startswith(woken_by)
         # ... and its worker Job's end reached it the same way.
         assert "/Complete" in annotations.get("wake.kubearts.io/job", "")
-    assert len(training["history"]) == 1  # the one epoch
+    assert [epoch["epoch"] for epoch in training["history"]] == [1, 2, 3, 4, 5]
     conversion = flow.status(kube, "kaconv", "digits-mobilenet-onnx")
     verification = conversion["verification"]
     assert (verification["inputs"], verification["passed"]) == ("eval-split", True)
@@ -199,6 +201,7 @@ def test_the_services_predict_with_the_training_accuracy(kube: Kube, flow: Flow)
         answers[service] = labels
     truth = [label for _, label in samples]
     accuracy = sum(a == t for a, t in zip(answers["digits"], truth, strict=True)) / len(truth)
+    assert evaluation >= MIN_ACCURACY, evaluation
     assert abs(accuracy - evaluation) <= 0.01, (accuracy, evaluation)
     assert answers["digits-ascend310"] == answers["digits"]
 
