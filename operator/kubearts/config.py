@@ -85,7 +85,7 @@ WORKER_MODEL: Final = "model"
 DEFAULT_WORKER_RESOURCES: Final[Mapping[str, Flavor]] = {
     WORKER_DATASET: {"cpu": "1", "memory": "2Gi"},
     WORKER_CONVERSION: {"cpu": "1", "memory": "4Gi"},
-    WORKER_MODEL: {"cpu": "500m", "memory": "2Gi"},
+    WORKER_MODEL: {"cpu": "500m", "memory": "1Gi"},
 }
 
 
