@@ -41,6 +41,11 @@ __all__ = [
 CLEANUP_ATTEMPTS: Final = 3
 #: Time a cleanup may take beyond its Jobs' deadlines: pods to stop, Jobs to be created.
 CLEANUP_SLACK_SECONDS: Final = 120
+#: Time an attempt may run beyond its Job's deadline before it counts as failed. The Job
+#: controller enforces the deadline only once the Job has a start time, which Kubernetes
+#: 1.20 never records for a Job none of whose pods could be created (a quota, a namespace
+#: being deleted): the operator's own clock bounds every attempt.
+ATTEMPT_GRACE_SECONDS: Final = 15
 
 
 @dataclass(frozen=True, order=True)
@@ -160,24 +165,28 @@ def cleanup_time_limit(deadline_seconds: int) -> float:
 
 def cleanup_step(
     location: str,
-    jobs: Sequence[JobView],
+    jobs: Sequence[tuple[JobView, float]],
     *,
     blockers: Sequence[str],
     elapsed: float,
-    time_limit: float,
+    deadline_seconds: int,
 ) -> CleanupStep:
-    """The next step of removing ``location``, from the cleanup Jobs so far (``jobs``), the
-    pods of other Jobs still stopping (``blockers``) and the seconds since it began."""
-    done = next((view for view in jobs if view.succeeded), None)
+    """The next step of removing ``location``, from the cleanup Jobs so far (``jobs``, each
+    with its age in seconds), the pods of other Jobs still stopping (``blockers``) and the
+    seconds since the deletion began. Every attempt has ``deadline_seconds`` (plus
+    :data:`ATTEMPT_GRACE_SECONDS`); the whole cleanup :func:`cleanup_time_limit`."""
+    done = next((view for view, _ in jobs if view.succeeded), None)
     if done is not None:
         return CleanupStep(done=str((done.result or {}).get("message") or "removed"))
-    failed = [view for view in jobs if view.state != "Running"]
+    overdue = deadline_seconds + ATTEMPT_GRACE_SECONDS
+    failed = [view for view, age in jobs if view.state != "Running" or age > overdue]
+    running = [view for view, age in jobs if view.state == "Running" and age <= overdue]
+    time_limit = cleanup_time_limit(deadline_seconds)
     if len(failed) >= CLEANUP_ATTEMPTS:
         return CleanupStep(gave_up=_left_behind(location, f"{len(failed)} attempts", failed[-1]))
     if elapsed > time_limit:
         last = failed[-1] if failed else None
         return CleanupStep(gave_up=_left_behind(location, f"{time_limit:.0f} seconds", last))
-    running = [view for view in jobs if view.state == "Running"]
     if running:
         waiting = running[0].waiting
         detail = f" (its pod waits: {waiting[0]}: {waiting[1]})" if waiting else ""
@@ -189,7 +198,10 @@ def cleanup_step(
 
 def _left_behind(location: str, spent: str, last: JobView | None) -> str:
     cause = ""
-    if last is not None:
+    if last is not None and last.state == "Running":
+        waiting = f" (its pod waits: {last.waiting[0]})" if last.waiting else ""
+        cause = f"; last attempt: Job {last.name} did not finish in time{waiting}"
+    elif last is not None:
         failure = last.result or job_failure(last.job)
         cause = f"; last attempt: {failure.get('reason')}: {failure.get('message')}"
     return (

@@ -11,9 +11,11 @@ import pytest
 from kubearts.dataset_plan import Observed, decide
 from kubearts.dataset_spec import DatasetPlan, plan_dataset
 from kubearts.dataset_storage import (
+    ATTEMPT_GRACE_SECONDS,
     CLEANUP_ATTEMPTS,
     StorageUse,
     cleanup_step,
+    cleanup_time_limit,
     holders,
     overlaps,
     storage_conflict,
@@ -202,8 +204,19 @@ def cleanup(n: int, *conditions: str, result: dict[str, Any] | None = None) -> J
     return JobView(job, job_state(job), result=result)
 
 
-def step(jobs: list[JobView], elapsed: float = 0.0, blockers: tuple[str, ...] = ()) -> Any:
-    return cleanup_step(LOCATION, jobs, blockers=blockers, elapsed=elapsed, time_limit=300)
+DEADLINE = 60
+
+
+def step(
+    jobs: list[JobView],
+    elapsed: float = 0.0,
+    blockers: tuple[str, ...] = (),
+    age: float = 1.0,
+) -> Any:
+    aged = [(job, age) for job in jobs]
+    return cleanup_step(
+        LOCATION, aged, blockers=blockers, elapsed=elapsed, deadline_seconds=DEADLINE
+    )
 
 
 def test_the_first_attempt_starts_once_the_other_pods_are_gone() -> None:
@@ -234,7 +247,17 @@ def test_after_the_last_failed_attempt_the_dataset_is_released_naming_the_folder
     assert "remove the folder by hand" in result.gave_up
 
 
+def test_an_attempt_running_past_its_deadline_counts_as_failed() -> None:
+    """Kubernetes 1.20 never fails a Job none of whose pods could be created: the
+    operator's own clock ends the attempt."""
+    assert step([cleanup(1)], age=DEADLINE + ATTEMPT_GRACE_SECONDS + 1).start == 2
+    overdue = [cleanup(n) for n in range(1, CLEANUP_ATTEMPTS + 1)]
+    result = step(overdue, age=DEADLINE + ATTEMPT_GRACE_SECONDS + 1)
+    assert result.gave_up is not None
+    assert "did not finish in time" in result.gave_up
+
+
 def test_a_cleanup_past_its_time_limit_is_released_even_with_a_job_running() -> None:
-    result = step([cleanup(1)], elapsed=301)
+    result = step([cleanup(1)], elapsed=cleanup_time_limit(DEADLINE) + 1)
     assert result.gave_up is not None
     assert LOCATION in result.gave_up

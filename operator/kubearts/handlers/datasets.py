@@ -335,16 +335,17 @@ def cleanup(
     for running in dataset_plan.cleanup_blockers(jobs):
         k8s.delete("batch/v1", "Job", namespace, running)
     pods = k8s.list_pods(namespace, {DATASET_LABEL: name})
+    now = datetime.datetime.now(datetime.UTC)
     step = dataset_storage.cleanup_step(
         location,
         [
-            common.job_view(namespace, job, dataset_plan.EXIT_REASONS, pods)
+            (common.job_view(namespace, job, dataset_plan.EXIT_REASONS, pods), _age(job, now))
             for job in jobs
             if (job["metadata"].get("labels") or {}).get(STEP_LABEL) == STEP_CLEANUP
         ],
         blockers=_stopping_pods(pods),
         elapsed=elapsed,
-        time_limit=dataset_storage.cleanup_time_limit(config.dataset_cleanup_deadline_seconds),
+        deadline_seconds=config.dataset_cleanup_deadline_seconds,
     )
     if step.done is not None:
         logger.info("removed the stored files at %s: %s", location, step.done)
@@ -355,6 +356,17 @@ def cleanup(
     else:
         assert step.start is not None
         _start_cleanup(plan, body, logger, config, step.start)
+
+
+def _age(job: Mapping[str, Any], now: datetime.datetime) -> float:
+    """Seconds since ``job`` was created."""
+    created = str((job.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        return (
+            now - datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        ).total_seconds()
+    except ValueError:
+        return 0.0
 
 
 def _stopping_pods(pods: list[dict[str, Any]]) -> list[str]:
