@@ -440,8 +440,9 @@ def _progress_text(progress: Mapping[str, Any]) -> str:
 
 def recorded_ingest(plan: DatasetPlan, status: Mapping[str, Any]) -> Ingested | None:
     """The data the status records as ingested for the spec's data key, with no Job left
-    to read (Jobs are deleted by people and TTL controllers): the data is in already, and
-    reading it again could only replace what published versions were made from."""
+    to read (Jobs are deleted by people and TTL controllers): the data is in already;
+    reading it again would download it for nothing, or — a source whose content changed —
+    put other data under the versions' Dataset than they were split from."""
     if status.get("dataKey") != plan.data_key or not status.get("digest"):
         return None
     result = result_from_status(status)
@@ -592,8 +593,9 @@ def _first_ingest(observed: Observed, jobs: Sequence[Mapping[str, Any]]) -> Step
 
 
 def decide(observed: Observed) -> Step:
-    """The one decision of a step: follow the ingest Job (starting it when there is none for
-    the spec), then the versions once the data is in."""
+    """The one decision of a step: wait while another Dataset uses the storage folder;
+    follow the ingest Job (starting it when there is none for the spec and the status
+    records no ingest of its data), then the versions once the data is in."""
     plan, status = observed.plan, observed.status
     conflict = storage_conflict(storage_use(plan, status, observed.created), observed.storage)
     if conflict is not None:

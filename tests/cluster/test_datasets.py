@@ -729,6 +729,39 @@ def test_a_cleanup_that_cannot_run_still_lets_the_dataset_go_with_a_warning(
     assert (files / ".kubearts" / "ingest.json").is_file()  # left behind, as the event says
 
 
+def test_deleting_a_dataset_during_its_first_ingest_removes_its_staging_data(
+    kube: Kube, namespace: str, kubearts_operator: KopfRunner, http_base: str
+) -> None:
+    kube.apply(
+        dataset(
+            "interrupted", {"uri": f"{http_base}/digits.tar.gz"}, storage={"deletePolicy": "Delete"}
+        ),
+        namespace,
+    )
+    folder = claim_folder(kube, namespace, WORKSPACE) / "datasets" / "interrupted"
+    staging = wait_for(
+        lambda: next((folder / ".kubearts" / "staging").glob("interrupted-ingest-*"), None),
+        READY_TIMEOUT,
+        "the ingest Job's own staging folder",
+        interval=0.05,
+    )
+    (job,) = kube.get("jobs", "-n", namespace, "-l", "kubearts.io/step=ingest")["items"]
+    kube.kubectl("delete", "dataset.kubearts.io", "interrupted", "-n", namespace, "--wait=false")
+    assert not (folder / ".kubearts" / "ingest.json").exists(), "the ingest finished first"
+    assert staging.name == job["metadata"]["name"]
+    wait_for(
+        lambda: (
+            kube.kubectl(
+                "get", "dataset.kubearts.io", "interrupted", "-n", namespace, check=False
+            ).returncode
+            != 0
+        ),
+        CLEANUP_TIMEOUT,
+        "the Dataset to be gone",
+    )
+    assert not folder.exists()
+
+
 # --- credentials -------------------------------------------------------------------------------
 
 

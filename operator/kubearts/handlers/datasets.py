@@ -382,19 +382,20 @@ def _stopping_pods(pods: list[dict[str, Any]]) -> list[str]:
 def _start_cleanup(
     plan: DatasetPlan, body: Mapping[str, Any], logger: kopf.Logger, config: Config, attempt: int
 ) -> None:
-    """Create the cleanup Job of ``attempt``; a namespace that refuses it (one being
-    deleted refuses every new object) ends the cleanup at once."""
-    job = cleanup_job(
-        plan,
-        body,
-        image=config.image_dataset,
-        placement=_placement(config),
-        deadline_seconds=config.dataset_cleanup_deadline_seconds,
-        attempt=attempt,
-    )
+    """Create the cleanup Job of ``attempt``; an operator that cannot place it, or a
+    namespace that refuses it (one being deleted refuses every new object), ends the
+    cleanup at once."""
     try:
+        job = cleanup_job(
+            plan,
+            body,
+            image=config.image_dataset,
+            placement=_placement(config),
+            deadline_seconds=config.dataset_cleanup_deadline_seconds,
+            attempt=attempt,
+        )
         k8s.create_or_get(job)
-    except (kopf.PermanentError, k8s.ApiException) as exc:
+    except (SpecError, kopf.PermanentError, k8s.ApiException) as exc:
         message = f"the files at {plan.target.uri} stay: the cleanup Job cannot be created ({exc})"
         _give_up(body, logger, message)
         return
