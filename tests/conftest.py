@@ -106,6 +106,8 @@ def kubearts_operator(kube: clusterkit.Kube, crds: list[str]) -> Iterator[KopfRu
         # The local cluster's GPU and Ascend nodes have no chips: workers placed there run on
         # the CPU and say so.
         "KUBEARTS_ALLOW_CPU_FALLBACK": "true",
+        # Cleanup attempts that cannot run end soon (tests of a deletion that must end).
+        "KUBEARTS_DATASET_CLEANUP_DEADLINE_SECONDS": "15",
     }
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)

@@ -159,7 +159,11 @@ class Config:
     from the same value, the operator itself only reports it."""
     dataset_job_deadline_seconds: int = 6 * 3600
     """KUBEARTS_DATASET_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of data set Jobs
-    (ingest, publish, cleanup); a Job that runs longer fails with ``DeadlineExceeded``."""
+    (ingest, publish); a Job that runs longer fails with ``DeadlineExceeded``."""
+    dataset_cleanup_deadline_seconds: int = 300
+    """KUBEARTS_DATASET_CLEANUP_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of each cleanup
+    Job of a deleted Dataset (``deletePolicy: Delete``). Short, unlike ingest Jobs: after a
+    few attempts the Dataset is released and its files are left where they are."""
     training_job_deadline_seconds: int = 24 * 3600
     """KUBEARTS_TRAINING_JOB_DEADLINE_SECONDS: ``activeDeadlineSeconds`` of training Jobs
     whose ``spec.runPolicy`` sets none."""
@@ -302,6 +306,14 @@ def _worker_settings(environ: Mapping[str, str], defaults: Config) -> dict[str, 
                 "KUBEARTS_DATASET_JOB_DEADLINE_SECONDS",
                 environ,
                 defaults.dataset_job_deadline_seconds,
+                minimum=1.0,
+            )
+        ),
+        "dataset_cleanup_deadline_seconds": int(
+            _seconds(
+                "KUBEARTS_DATASET_CLEANUP_DEADLINE_SECONDS",
+                environ,
+                defaults.dataset_cleanup_deadline_seconds,
                 minimum=1.0,
             )
         ),

@@ -185,6 +185,9 @@ REASON_INVALID_FORMAT: Final = "InvalidFormat"
 REASON_NOT_VERIFIED: Final = "NotVerified"
 """Verified=False because the data never reached verification (the download failed)."""
 REASON_CLEANUP_FAILED: Final = "CleanupFailed"
+"""Warning event: a deleted Dataset's files could not be removed; they stay where they are."""
+REASON_STORAGE_IN_USE: Final = "StorageInUse"
+"""Ready=False: another Dataset already stores its data in the folder (or one overlapping)."""
 
 # Short status.phase values, derived from conditions by conditions.phase().
 PHASE_PENDING: Final = "Pending"

@@ -39,6 +39,7 @@ from kubearts.constants import (
     REASON_NOT_FOUND,
     REASON_PUBLISHED,
     REASON_PUBLISHING,
+    REASON_STORAGE_IN_USE,
     REASON_VERIFIED,
     REASON_VERIFYING,
     REASON_VERSION_IMMUTABLE,
@@ -49,6 +50,7 @@ from kubearts.constants import (
     UNKNOWN,
 )
 from kubearts.dataset_spec import (
+    STEP_CLEANUP,
     STEP_INGEST,
     STEP_PUBLISH,
     DatasetPlan,
@@ -69,6 +71,7 @@ from kubearts.dataset_status import (
     version_conflicts,
     version_entry,
 )
+from kubearts.dataset_storage import StorageUse, storage_conflict, storage_use
 from kubearts.gallery import load_gallery
 from kubearts.storage import HTTP_AUTHORIZATION_KEY, S3_SECRET_KEYS
 from kubearts.workloads import JobView, job_failure, job_state, object_name
@@ -93,6 +96,7 @@ __all__ = [
     "ingest_started",
     "judge_ingest",
     "missing_claim",
+    "recorded_ingest",
     "secret_needs",
     "secret_wait",
     "stale_ingest_jobs",
@@ -138,13 +142,17 @@ class Observed:
     """Everything one step read about a Dataset.
 
     ``jobs`` are the Dataset's Jobs as :func:`kubearts.workloads.observe_job` saw them;
-    ``claims`` the claims of :func:`claims_to_check` that exist.
+    ``claims`` the claims of :func:`claims_to_check` that exist; ``storage`` the uses of
+    storage folders in the Dataset's scope (:func:`kubearts.dataset_storage.storage_scope`)
+    by every Dataset the operator knows; ``created`` the Dataset's creation timestamp.
     """
 
     plan: DatasetPlan
     status: Mapping[str, Any]
     jobs: Sequence[JobView] = ()
     claims: frozenset[str] = frozenset()
+    storage: Sequence[StorageUse] = ()
+    created: str = ""
 
 
 @dataclass(frozen=True)
@@ -322,12 +330,12 @@ def stale_ingest_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[str]:
     return [object_name(j) for j in _jobs_of_step(jobs, STEP_INGEST)]
 
 
-def cleanup_blockers(plan: DatasetPlan, jobs: Iterable[Mapping[str, Any]]) -> list[str]:
+def cleanup_blockers(jobs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Running Jobs to stop before the files are removed: nothing may write meanwhile."""
     return [
         object_name(j)
         for j in jobs
-        if object_name(j) != plan.cleanup_job_name and job_state(j) == "Running"
+        if _labels(j).get(STEP_LABEL) != STEP_CLEANUP and job_state(j) == "Running"
     ]
 
 
@@ -338,14 +346,21 @@ def data_change_refusal(
     plan: DatasetPlan, jobs: Iterable[Mapping[str, Any]], status: Mapping[str, Any]
 ) -> Outcome | None:
     """With no ingest Job for the spec: refuse when versions were published from data the
-    spec no longer describes (an ingest for other data completed). Ready keeps describing
-    the published data."""
+    spec no longer describes. Ready keeps describing the published data.
+
+    The data the versions came from is the one ``status.dataKey`` records, whatever Jobs
+    remain; a status written before that field existed is judged by the completed ingest
+    Jobs still there.
+    """
     published = published_versions(status)
-    other_data = [
-        j
-        for j in _jobs_of_step(jobs, STEP_INGEST)
-        if job_state(j) == "Complete" and _labels(j).get(DATA_KEY_LABEL) != plan.data_key
-    ]
+    recorded = status.get("dataKey")
+    if recorded:
+        other_data = recorded != plan.data_key
+    else:
+        other_data = any(
+            job_state(j) == "Complete" and _labels(j).get(DATA_KEY_LABEL) != plan.data_key
+            for j in _jobs_of_step(jobs, STEP_INGEST)
+        )
     if not (published and other_data):
         return None
     names = ", ".join(sorted(published))
@@ -421,6 +436,26 @@ def _progress_text(progress: Mapping[str, Any]) -> str:
     if progress.get("totalFiles"):
         files += f" of {progress['totalFiles']}"
     return f"{amount}, {files}"
+
+
+def recorded_ingest(plan: DatasetPlan, status: Mapping[str, Any]) -> Ingested | None:
+    """The data the status records as ingested for the spec's data key, with no Job left
+    to read (Jobs are deleted by people and TTL controllers): the data is in already;
+    reading it again would download it for nothing, or — a source whose content changed —
+    put other data under the versions' Dataset than they were split from."""
+    if status.get("dataKey") != plan.data_key or not status.get("digest"):
+        return None
+    result = result_from_status(status)
+    gallery = f" (gallery entry {plan.source.gallery_entry})" if plan.source.gallery_entry else ""
+    return Ingested(
+        ingest_fields(result, plan),
+        [
+            ConditionUpdate(
+                COND_DOWNLOADED, TRUE, REASON_DOWNLOADED, f"{plan.source.shown}{gallery}"
+            ),
+            ConditionUpdate(COND_VERIFIED, TRUE, REASON_VERIFIED, verified_message(result)),
+        ],
+    )
 
 
 def judge_ingest(plan: DatasetPlan, view: JobView, status: Mapping[str, Any]) -> Ingested | Step:
@@ -543,29 +578,43 @@ def _stuck_on_secret(plan: DatasetPlan, views: Sequence[JobView]) -> WaitingErro
     return None
 
 
-def decide(observed: Observed) -> Step:
-    """The one decision of a step: follow the ingest Job (starting it when there is none for
-    the spec), then the versions once the data is in."""
+def _first_ingest(observed: Observed, jobs: Sequence[Mapping[str, Any]]) -> Step:
+    """No ingest of the spec's data, neither as a Job nor in the status: start one, unless
+    published versions would lose the data they describe, or a claim is missing."""
     plan, status = observed.plan, observed.status
+    refusal = data_change_refusal(plan, jobs, status)
+    if refusal is not None:
+        return Step(refusal)
+    problem = dependency_problem(observed)
+    if problem is not None:
+        return waiting(status, problem)
+    stale = tuple(stale_ingest_jobs(jobs))
+    return Step(ingest_started(plan), start_ingest=True, delete_jobs=stale)
+
+
+def decide(observed: Observed) -> Step:
+    """The one decision of a step: wait while another Dataset uses the storage folder;
+    follow the ingest Job (starting it when there is none for the spec and the status
+    records no ingest of its data), then the versions once the data is in."""
+    plan, status = observed.plan, observed.status
+    conflict = storage_conflict(storage_use(plan, status, observed.created), observed.storage)
+    if conflict is not None:
+        return waiting(status, WaitingError(conflict, reason=REASON_STORAGE_IN_USE))
     jobs = [view.job for view in observed.jobs]
     ingest_job = ingest_job_for(plan, jobs)
+    verdict: Ingested | Step | None = None
     if ingest_job is None:
-        refusal = data_change_refusal(plan, jobs, status)
-        if refusal is not None:
-            return Step(refusal)
-        problem = dependency_problem(observed)
-        if problem is not None:
-            return waiting(status, problem)
-        stale = tuple(stale_ingest_jobs(jobs))
-        return Step(ingest_started(plan), start_ingest=True, delete_jobs=stale)
-
-    ingest = next(view for view in observed.jobs if view.job is ingest_job)
-    stuck = _stuck_on_secret(plan, observed.jobs)
-    if stuck is not None:
-        return waiting(status, stuck)
-    if ingest.state == "Running":
-        return Step(ingest_running(plan, status, ingest))
-    verdict = judge_ingest(plan, ingest, status)
+        verdict = recorded_ingest(plan, status)
+        if verdict is None:
+            return _first_ingest(observed, jobs)
+    else:
+        ingest = next(view for view in observed.jobs if view.job is ingest_job)
+        stuck = _stuck_on_secret(plan, observed.jobs)
+        if stuck is not None:
+            return waiting(status, stuck)
+        if ingest.state == "Running":
+            return Step(ingest_running(plan, status, ingest))
+        verdict = judge_ingest(plan, ingest, status)
     if isinstance(verdict, Step):
         return verdict
 

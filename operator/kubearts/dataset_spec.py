@@ -198,9 +198,10 @@ class DatasetPlan:
     def publish_job_name(self, version: VersionPlan) -> str:
         return child_name(self.name, f"{STEP_PUBLISH}-{version.name}-{version.key(self.data_key)}")
 
-    @property
-    def cleanup_job_name(self) -> str:
-        return child_name(self.name, STEP_CLEANUP)
+    def cleanup_job_name(self, attempt: int) -> str:
+        """The cleanup Job of ``attempt`` (1, 2, …): a failed one stays, so the attempts
+        made so far are counted from the Jobs themselves."""
+        return child_name(self.name, f"{STEP_CLEANUP}-{attempt}")
 
     @property
     def source_url_secret(self) -> str:

@@ -122,6 +122,8 @@ def ingest_fields(result: Mapping[str, Any], plan: DatasetPlan) -> dict[str, Any
     """Status fields from a successful ingest result (the worker's ``IngestResult``)."""
     fields: dict[str, Any] = {
         "location": plan.target.uri,
+        # What defines the data (source, checksum, format, storage): the spec it was read for.
+        "dataKey": plan.data_key,
         "sampleCount": int(result.get("sampleCount") or 0),
         "classCount": int(result.get("classCount") or 0),
         "sizeBytes": int(result.get("sizeBytes") or 0),
@@ -213,6 +215,9 @@ def version_entry(
     }
     if result.get("testCount"):
         entry["testCount"] = int(result["testCount"])
+    if result.get("datasetDigest"):
+        # The data the version was split from: its files stay as long as the version does.
+        entry["datasetDigest"] = str(result["datasetDigest"])
     return entry
 
 

@@ -1,11 +1,13 @@
 """Datasets on the local cluster, with the operator running: data from http, s3 and a PVC
 reaches Ready with seeded, stratified, reproducible versions; bad archives and unreachable
 sources end in Ready=False with the worker's reason and nothing written outside the target;
-published versions are immutable; the workspace claim outlives Datasets; deletePolicy
-decides whether the files go.
+published versions are immutable and keep their files whatever is ingested later into
+the same folder; two Datasets never share a folder; the workspace claim outlives Datasets;
+deletePolicy decides whether the files go, and a cleanup that cannot run still lets the
+Dataset go.
 
-Everything that takes a pod is created up front by module fixtures, so the pods of all
-cases run side by side and each test only waits for its own Dataset.
+Everything that takes a pod is created up front by module fixtures where it can, so the
+pods of all cases run side by side and each test only waits for its own Dataset.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from datagen import (
 WORKSPACE = "kubearts-workspace"
 #: Generous: pods of many cases share two cores, next to other test sessions.
 READY_TIMEOUT = 150
+#: Three cleanup attempts of the test operator's deadline (conftest, 15 s) and the grace
+#: after each (kubearts.dataset_storage.ATTEMPT_GRACE_SECONDS), and slack.
+CLEANUP_TIMEOUT = 3 * (15 + 15) + 60
 PNG = image_bytes()
 ESCAPE_MARK = f"escaped-{uuid.uuid4().hex[:8]}"
 
@@ -81,6 +86,14 @@ def archives(
         ),
         "no-images": tar_of(
             folder / "no-images.tar.gz", {"0/readme.txt": b"not an image", "notes.md": b"#"}
+        ),
+        "other": tar_of(
+            folder / "other.tar.gz",
+            {
+                f"{label}/{i}.png": image_bytes(color=i * 40 + ord(label))
+                for label in "ab"
+                for i in range(3)
+            },
         ),
     }
 
@@ -244,6 +257,17 @@ def created(
             {"uri": auth_base.replace("://", f"://{USER}:{PASSWORD}@") + "/small.tar.gz"},
         ),
         dataset("retained", {"uri": f"{http_base}/small.tar.gz"}),
+        dataset(
+            "reused-first",
+            {"uri": f"{http_base}/small.tar.gz"},
+            storage={"uri": f"pvc://{WORKSPACE}/datasets/reused"},
+            versions=[V1],
+        ),
+        dataset(
+            "shared-first",
+            {"uri": f"{http_base}/small.tar.gz"},
+            storage={"uri": f"pvc://{WORKSPACE}/datasets/shared"},
+        ),
         dataset(
             "deleted",
             {"uri": f"{http_base}/small.tar.gz", "sha256": _sha256(archives["small"])},
@@ -589,6 +613,153 @@ def test_delete_policy_delete_removes_the_files_with_the_data_set(
     )
     assert not files.exists()
     assert kube.get("pvc", WORKSPACE, "-n", ns)["metadata"]["name"] == WORKSPACE
+
+
+def _sources(folder: Path, entry: dict[str, Any]) -> dict[str, bytes]:
+    """Every file a published version lists (its train and eval manifests), with its bytes;
+    ``folder`` is the claim's volume."""
+    files: dict[str, bytes] = {}
+    for uri in entry["manifests"].values():
+        manifest = folder / uri.removeprefix(f"pvc://{WORKSPACE}/")
+        dataset_dir = folder / "datasets" / "reused"
+        for line in manifest.read_text().splitlines():
+            source = json.loads(line)["source"]
+            files[source] = (dataset_dir / source).read_bytes()
+    return files
+
+
+def test_new_data_in_the_folder_leaves_a_published_versions_files_intact(
+    kube: Kube, ns: str, created: dict[str, float], http_base: str
+) -> None:
+    """A Dataset deleted with its files retained, then another Dataset in the same folder
+    with other data: the first one's published version still finds every file it lists."""
+    wait_ready(kube, ns, "reused-first", reason="Published")
+    volume = claim_folder(kube, ns, WORKSPACE)
+    v1 = version(status_of(kube, ns, "reused-first"), "v1")
+    assert v1["datasetDigest"] == status_of(kube, ns, "reused-first")["digest"]
+    before = _sources(volume, v1)
+    assert before
+    kube.kubectl("delete", "dataset.kubearts.io", "reused-first", "-n", ns, "--timeout=60s")
+    kube.apply(
+        dataset(
+            "reused-second",
+            {"uri": f"{http_base}/other.tar.gz"},
+            storage={"uri": f"pvc://{WORKSPACE}/datasets/reused"},
+            versions=[{"name": "v2", "trainRatio": 0.5}],
+        ),
+        ns,
+    )
+    wait_ready(kube, ns, "reused-second", reason="Published")
+    assert _sources(volume, v1) == before
+    v2 = version(status_of(kube, ns, "reused-second"), "v2")
+    after = _sources(volume, v2)
+    assert len(after) == 6
+    folders = {source.split("/")[1] for source in after}
+    assert folders.isdisjoint(source.split("/")[1] for source in before)
+
+
+def test_a_dataset_in_a_folder_another_one_uses_waits_with_storage_in_use(
+    kube: Kube, ns: str, created: dict[str, float], http_base: str
+) -> None:
+    wait_for(
+        lambda: status_of(kube, ns, "shared-first").get("location"),
+        READY_TIMEOUT,
+        "shared-first to store its data",
+    )
+    kube.apply(
+        dataset(
+            "shared-second",
+            {"uri": f"{http_base}/other.tar.gz"},
+            storage={"uri": f"pvc://{WORKSPACE}/datasets/shared/"},
+        ),
+        ns,
+    )
+    message = wait_ready(kube, ns, "shared-second", status="False", reason="StorageInUse")[
+        "message"
+    ]
+    assert f"Dataset {ns}/shared-first" in message
+    assert "a folder of its own" in message
+    jobs = kube.get("jobs", "-n", ns, "-l", "kubearts.io/dataset=shared-second")["items"]
+    assert jobs == []
+    wait_ready(kube, ns, "shared-first", reason="Ingested")
+    assert status_of(kube, ns, "shared-second").get("location") is None
+
+
+def test_a_cleanup_that_cannot_run_still_lets_the_dataset_go_with_a_warning(
+    kube: Kube, namespace: str, kubearts_operator: KopfRunner, http_base: str
+) -> None:
+    """No pod may start in the namespace (a quota of zero pods): every cleanup attempt runs
+    out of its deadline, and the Dataset goes with a Warning naming the folder left."""
+    kube.apply(
+        dataset("doomed", {"uri": f"{http_base}/other.tar.gz"}, storage={"deletePolicy": "Delete"}),
+        namespace,
+    )
+    wait_ready(kube, namespace, "doomed", reason="Ingested")
+    files = claim_folder(kube, namespace, WORKSPACE) / "datasets" / "doomed"
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    kube.apply(quota, namespace)
+    wait_for(
+        lambda: kube.get("resourcequota", "no-pods", "-n", namespace).get("status", {}).get("hard"),
+        60,
+        "the quota to be in force",
+    )
+    kube.kubectl("delete", "dataset.kubearts.io", "doomed", "-n", namespace, "--wait=false")
+    wait_for(
+        lambda: (
+            kube.kubectl(
+                "get", "dataset.kubearts.io", "doomed", "-n", namespace, check=False
+            ).returncode
+            != 0
+        ),
+        CLEANUP_TIMEOUT,
+        "the Dataset to be gone",
+    )
+    events = kube.get("events", "-n", namespace, "--field-selector", "involvedObject.name=doomed")[
+        "items"
+    ]
+    warnings = [e for e in events if e["type"] == "Warning" and e["reason"] == "CleanupFailed"]
+    assert len(warnings) == 1, [(e["type"], e["reason"], e["message"]) for e in events]
+    assert f"pvc://{WORKSPACE}/datasets/doomed" in warnings[0]["message"]
+    assert "3 attempts" in warnings[0]["message"]
+    assert (files / ".kubearts" / "ingest.json").is_file()  # left behind, as the event says
+
+
+def test_deleting_a_dataset_during_its_first_ingest_removes_its_staging_data(
+    kube: Kube, namespace: str, kubearts_operator: KopfRunner, http_base: str
+) -> None:
+    kube.apply(
+        dataset(
+            "interrupted", {"uri": f"{http_base}/digits.tar.gz"}, storage={"deletePolicy": "Delete"}
+        ),
+        namespace,
+    )
+    folder = claim_folder(kube, namespace, WORKSPACE) / "datasets" / "interrupted"
+    staging = wait_for(
+        lambda: next((folder / ".kubearts" / "staging").glob("interrupted-ingest-*"), None),
+        READY_TIMEOUT,
+        "the ingest Job's own staging folder",
+        interval=0.05,
+    )
+    (job,) = kube.get("jobs", "-n", namespace, "-l", "kubearts.io/step=ingest")["items"]
+    kube.kubectl("delete", "dataset.kubearts.io", "interrupted", "-n", namespace, "--wait=false")
+    assert not (folder / ".kubearts" / "ingest.json").exists(), "the ingest finished first"
+    assert staging.name == job["metadata"]["name"]
+    wait_for(
+        lambda: (
+            kube.kubectl(
+                "get", "dataset.kubearts.io", "interrupted", "-n", namespace, check=False
+            ).returncode
+            != 0
+        ),
+        CLEANUP_TIMEOUT,
+        "the Dataset to be gone",
+    )
+    assert not folder.exists()
 
 
 # --- credentials -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from kubearts_predictor.client import v2_binary_outputs, v2_binary_request
 OPERATOR_NAMESPACE = "kubearts-system"
 FIELD_MANAGER = "gitops"
 TIMEOUT_S = 1500
-#: What MobileNet v1 reaches on digits at 32 px in the example's 5 epochs (0.89–0.91 seen).
+#: What MobileNet v1 reaches on digits at 32 px in the example's 5 epochs (0.89 to 0.91 seen).
 MIN_ACCURACY = 0.85
 POLL_S = 2.0
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -130,6 +130,13 @@ def test_empty_values_keep_defaults() -> None:
             id="dataset-deadline",
         ),
         pytest.param(
+            "KUBEARTS_DATASET_CLEANUP_DEADLINE_SECONDS",
+            "30",
+            "dataset_cleanup_deadline_seconds",
+            30,
+            id="dataset-cleanup-deadline",
+        ),
+        pytest.param(
             "KUBEARTS_GALLERY_RESYNC_SECONDS",
             "1.5",
             "gallery_resync_seconds",

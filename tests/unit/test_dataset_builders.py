@@ -292,6 +292,8 @@ def test_the_ingest_job_runs_the_worker_with_the_plan() -> None:
     assert arg(args, "--pvc-root") == "/mnt/pvc"
     assert arg(args, "--result") == main["terminationMessagePath"] == "/dev/termination-log"
     assert main["image"] == IMAGE
+    # Each ingest Job stages in a folder of its own, named after it.
+    assert arg(args, "--staging-id") == job["metadata"]["name"]
 
 
 def test_dataset_jobs_are_owned_labelled_and_not_retried() -> None:
@@ -446,7 +448,7 @@ def test_the_cleanup_job_runs_the_workers_remove_on_the_target(
     storage: dict[str, str], claims: dict[str, bool]
 ) -> None:
     result = plan({**HTTP, "storage": {**storage, "deletePolicy": "Delete"}})
-    job = cleanup_job(result, OWNER, **JOB)
+    job = cleanup_job(result, OWNER, **{**JOB, "deadline_seconds": 120}, attempt=2)
     main = container(job)
     assert "command" not in main  # the image's entrypoint: python -m kubearts_dataset
     # The worker refuses a target without .kubearts/ingest.json: foreign data stays.
@@ -455,7 +457,9 @@ def test_the_cleanup_job_runs_the_workers_remove_on_the_target(
     assert arg(main["args"], "--result") == main["terminationMessagePath"]
     mounts = {m["mountPath"]: m["readOnly"] for m in main["volumeMounts"]}
     assert mounts == {"/tmp": False, **claims}
-    assert job["metadata"]["name"] == "flowers-cleanup"
+    # One Job per attempt, each with the short deadline it was given.
+    assert job["metadata"]["name"] == "flowers-cleanup-2"
+    assert job["spec"]["activeDeadlineSeconds"] == 120
 
 
 @pytest.mark.parametrize(

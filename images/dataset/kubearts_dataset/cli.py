@@ -236,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="invalid files listed in the report; all are counted (default 100)",
     )
     ing.add_argument(
+        "--staging-id",
+        metavar="NAME",
+        help="name of this ingest's staging folder below <target>/.kubearts/staging/ "
+        "(default: a new random name); the operator passes the Job's name",
+    )
+    ing.add_argument(
         "--progress-interval",
         type=float,
         default=2.0,
@@ -329,6 +335,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
             workers=args.workers,
             max_pixels=args.max_pixels,
             max_listed_invalid=args.max_listed_invalid,
+            staging_id=args.staging_id,
         )
         return dict(ingest(options, progress))
     if args.command == "remove":

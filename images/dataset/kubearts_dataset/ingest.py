@@ -3,24 +3,36 @@
 The dataset directory (the target) ends up as::
 
     <target>/
-      <the data as unpacked>          e.g. flower_photos/roses/1.jpg
+      data/<key>/<the data as unpacked>   e.g. data/3f9c…/flower_photos/roses/1.jpg
       .kubearts/
         ingest.json                   the full report (IngestResult, invalid files bounded)
-        samples.jsonl                 the catalogue: one verified image per line
+        samples.jsonl                 the catalogue: one verified image per line, its path
+                                      relative to the target (data/<key>/…)
         versions/<name>/...           written by ``publish``
+        staging/<id>/...              one per running ingest
 
-Everything is first unpacked into ``<target>/.kubearts/staging/`` and verified there; only a
-successful ingest replaces the data in the target, so a failed one leaves the previous data
-(if any) and its report untouched, and the staging folder is removed either way.
+Everything is first unpacked into the ingest's own staging folder
+``<target>/.kubearts/staging/<id>/`` (``--staging-id``, the operator passes the Job's name)
+and verified there. A successful ingest renames the whole folder into
+``data/<key>/`` (:mod:`kubearts_dataset.datadirs`: the key is a digest of the verified
+files, so identical data reuses the folder that holds it), then writes the catalogue and,
+last, the report. Data folders that neither the new data nor a published version lists are
+removed afterwards; those of published versions stay, so a version's files survive any
+later ingest. A failed ingest leaves the previous data and its report untouched, and the
+staging folder is removed either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import re
 import tempfile
 import time
+import uuid
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -28,17 +40,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from kubearts_dataset.archive import remove_tree
+from kubearts_dataset.datadirs import data_folder, folders_in_use, prune_local, stale_keys
 from kubearts_dataset.download import RetryPolicy, normalise_sha256
 from kubearts_dataset.errors import DatasetError
-from kubearts_dataset.formats import Candidate, Format, scan
+from kubearts_dataset.formats import Candidate, Format, Layout, scan
 from kubearts_dataset.limits import Limits
 from kubearts_dataset.locations import DEFAULT_PVC_ROOT, Location, parse_location
 from kubearts_dataset.paths import METADATA_DIR
 from kubearts_dataset.progress import Progress
 from kubearts_dataset.redact import redact_url
 from kubearts_dataset.result import IngestResult, InvalidFile, write_json_atomic
-from kubearts_dataset.s3 import check_target_prefix, make_client, upload_tree
-from kubearts_dataset.sources import fetch
+from kubearts_dataset.s3 import check_target_prefix, delete_keys, make_client, upload_tree
+from kubearts_dataset.sources import Fetched, fetch
+from kubearts_dataset.store import LocalStore, S3Store
 from kubearts_dataset.verify import DEFAULT_MAX_PIXELS, FileCheck, check_files
 
 log = logging.getLogger(__name__)
@@ -46,6 +60,7 @@ log = logging.getLogger(__name__)
 REPORT: Final = f"{METADATA_DIR}/ingest.json"
 CATALOGUE: Final = f"{METADATA_DIR}/samples.jsonl"
 STAGING: Final = f"{METADATA_DIR}/staging"
+_STAGING_ID: Final = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,8 @@ class IngestOptions:
     workers: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_listed_invalid: int = 100
+    staging_id: str | None = None
+    """The name of this ingest's staging folder (default: a random one)."""
 
 
 def content_digest(entries: list[tuple[str, str, str]]) -> str:
@@ -95,6 +112,7 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
     client: Any = None
     if "s3" in (source.kind, target.kind):
         client = make_client(options.retry)
+    staging_id = _staging_id(options.staging_id)
     with ExitStack() as cleanup:
         existing: list[str] = []
         prefix = ""
@@ -107,11 +125,11 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
             assert target.path is not None
             local = target.path.absolute()
         _prepare_target(local, target)
-        staging = local / STAGING
-        remove_tree(staging)
+        staging = local / STAGING / staging_id
+        remove_tree(staging)  # what a previous run of this very ingest left
         content = staging / "content"
         content.mkdir(parents=True)
-        cleanup.callback(remove_tree, staging)
+        cleanup.callback(_remove_staging, staging)
 
         fetched = fetch(
             source,
@@ -137,43 +155,92 @@ def ingest(options: IngestOptions, progress: Progress) -> IngestResult:
         if not valid:
             raise DatasetError("NoImagesFound", _no_images_message(len(layout.candidates), invalid))
 
-        classes = Counter(candidate.label for candidate, _ in valid)
-        digest = content_digest(
-            [(candidate.key, candidate.label, check.sha256) for candidate, check in valid]
+        folder = data_folder(
+            (candidate.path.as_posix(), candidate.label, check.sha256) for candidate, check in valid
         )
-        result: IngestResult = {
-            "status": "Succeeded",
-            "reason": "Ingested",
-            "message": f"{len(valid)} images in {len(classes)} classes"
-            + (f", {len(invalid)} files excluded" if invalid else ""),
-            "source": redact_url(options.source),
-            "target": options.target,
-            "format": options.format,
-            "sampleCount": len(valid),
-            "classCount": len(classes),
-            "classes": dict(sorted(classes.items())),
-            "sizeBytes": sum(check.size for _, check in valid),
-            "digest": digest,
-            "archiveBytes": fetched.archive_bytes,
-            "archiveSha256": fetched.archive_sha256,
-            "invalidCount": len(invalid),
-            "invalidFiles": invalid[: options.max_listed_invalid],
-            "unreferencedCount": layout.unreferenced,
-            "dataRoot": layout.data_root.as_posix(),
-            "manifest": layout.manifest.as_posix() if layout.manifest else None,
-            "report": REPORT,
-            "catalogue": CATALOGUE,
-            "durationSeconds": 0.0,
-        }
-        _install(content, local)
-        _write_catalogue(local / CATALOGUE, valid)
+        result = _result(options, fetched, layout, valid, invalid, folder)
+        reused = _install(content, local / folder)
+        _write_catalogue(local / CATALOGUE, folder, valid)
         result["durationSeconds"] = round(time.monotonic() - started, 3)
         write_json_atomic(local / REPORT, result)
-        remove_tree(staging)
+        _remove_staging(staging)
         if target.kind == "s3":
             upload_tree(client, local, target.bucket, prefix, existing=existing, progress=progress)
-    log.info("ingested %s: %s", result["source"], result["message"])
+            store = S3Store(client, target.bucket, prefix, target.uri)
+            keep = folders_in_use(store) | {folder}
+            delete_keys(client, target.bucket, stale_keys(existing, prefix, keep), target.uri)
+        else:
+            _prune(local, target, folder)
+    log.info(
+        "ingested %s into %s%s: %s",
+        result["source"],
+        folder,
+        " (already there)" if reused else "",
+        result["message"],
+    )
     return result
+
+
+def _staging_id(wanted: str | None) -> str:
+    """The name of this ingest's staging folder: ``--staging-id``, checked, or a new one."""
+    if wanted is None:
+        return f"ingest-{uuid.uuid4().hex[:12]}"
+    if not _STAGING_ID.match(wanted):
+        raise DatasetError(
+            "InvalidArgument",
+            f"--staging-id {wanted!r} is not a folder name; use lower-case letters, digits, "
+            "'-' and '.' (at most 63 characters), e.g. the Job's name",
+        )
+    return wanted
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove this ingest's staging folder, and the staging area when no other uses it."""
+    remove_tree(staging)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()
+
+
+def _result(
+    options: IngestOptions,
+    fetched: Fetched,
+    layout: Layout,
+    valid: list[tuple[Candidate, FileCheck]],
+    invalid: list[InvalidFile],
+    folder: str,
+) -> IngestResult:
+    """The report of a successful ingest. ``dataRoot``, ``manifest`` and the invalid files
+    are paths in the data as unpacked (inside ``dataFolder``); the catalogue's are relative
+    to the target."""
+    classes = Counter(candidate.label for candidate, _ in valid)
+    digest = content_digest(
+        [(candidate.key, candidate.label, check.sha256) for candidate, check in valid]
+    )
+    return {
+        "status": "Succeeded",
+        "reason": "Ingested",
+        "message": f"{len(valid)} images in {len(classes)} classes"
+        + (f", {len(invalid)} files excluded" if invalid else ""),
+        "source": redact_url(options.source),
+        "target": options.target,
+        "format": options.format,
+        "sampleCount": len(valid),
+        "classCount": len(classes),
+        "classes": dict(sorted(classes.items())),
+        "sizeBytes": sum(check.size for _, check in valid),
+        "digest": digest,
+        "archiveBytes": fetched.archive_bytes,
+        "archiveSha256": fetched.archive_sha256,
+        "invalidCount": len(invalid),
+        "invalidFiles": invalid[: options.max_listed_invalid],
+        "unreferencedCount": layout.unreferenced,
+        "dataFolder": folder,
+        "dataRoot": layout.data_root.as_posix(),
+        "manifest": layout.manifest.as_posix() if layout.manifest else None,
+        "report": REPORT,
+        "catalogue": CATALOGUE,
+        "durationSeconds": 0.0,
+    }
 
 
 def _prepare_target(local: Path, target: Location) -> None:
@@ -229,23 +296,44 @@ def _no_images_message(candidates: int, invalid: list[InvalidFile]) -> str:
     return f"none of the {candidates} files is a usable image (first: {first})"
 
 
-def _install(content: Path, local: Path) -> None:
-    """Replace the target's data with the staged data (the metadata folder stays)."""
-    for stale in (local / REPORT, local / CATALOGUE):
-        stale.unlink(missing_ok=True)
-    for entry in sorted(local.iterdir()):
-        if entry.name != METADATA_DIR:
-            remove_tree(entry)
-    for entry in sorted(content.iterdir()):
-        entry.rename(local / entry.name)
+def _install(content: Path, final: Path) -> bool:
+    """Rename the staged data into its data folder in one step; True when a folder of that
+    key was there already (the same data: it stays, and the staged copy goes)."""
+    if final.is_dir():
+        return True
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Same file system (both below the target): the folder appears whole or not at all.
+        os.rename(content, final)
+    except OSError:
+        if final.is_dir():  # an ingest of the same data renamed it first
+            return True
+        raise
+    return False
 
 
-def _write_catalogue(path: Path, valid: list[tuple[Candidate, FileCheck]]) -> None:
-    """One JSON line per verified image: path, label, usage, sha256, size; sorted by path."""
+def _prune(local: Path, target: Location, folder: str) -> None:
+    """Remove data folders that neither ``folder`` nor a published version lists.
+
+    The data is in and reported by now: a failure here is logged, not an ingest failure.
+    """
+    try:
+        keep = folders_in_use(LocalStore(local, target.uri)) | {folder}
+        removed = prune_local(local, keep)
+    except (OSError, ValueError, DatasetError) as exc:
+        log.warning("could not remove earlier data from %s: %s", target.uri, exc)
+        return
+    if removed:
+        log.info("removed data no version uses: %s", ", ".join(removed))
+
+
+def _write_catalogue(path: Path, folder: str, valid: list[tuple[Candidate, FileCheck]]) -> None:
+    """One JSON line per verified image: path (relative to the target, inside ``folder``),
+    label, usage, sha256, size; sorted by path."""
     lines = [
         json.dumps(
             {
-                "path": candidate.path.as_posix(),
+                "path": f"{folder}/{candidate.path.as_posix()}",
                 "label": candidate.label,
                 "usage": candidate.usage,
                 "sha256": check.sha256,

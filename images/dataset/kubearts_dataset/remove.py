@@ -1,9 +1,12 @@
 """Removing a dataset directory, on a local path or below an s3 prefix.
 
 Only a dataset directory is ever removed: one that holds ``.kubearts/ingest.json``, which
-only a successful ingest writes. A mistyped ``--dataset`` naming someone else's folder or
-prefix is refused with ``InvalidTarget`` and nothing is touched. A target that holds
-nothing at all is already removed, which makes running ``remove`` twice harmless.
+only a successful ingest writes, or one that holds nothing but what an ingest writes before
+its report — the ``.kubearts/`` folder (staging) and content-addressed ``data/<key>/``
+folders — which is what a Dataset deleted during its first ingest leaves. A mistyped
+``--dataset`` naming someone else's folder or prefix is refused with ``InvalidTarget`` and
+nothing is touched. A target that holds nothing at all is already removed, which makes
+running ``remove`` twice harmless.
 
 The marker goes last: everything else is deleted first, so a removal that is interrupted
 leaves a directory that is still recognised as a data set, and the next run finishes it.
@@ -18,6 +21,7 @@ from typing import Any, Final, Literal, TypedDict
 
 import botocore.exceptions
 
+from kubearts_dataset.datadirs import DATA_DIR, only_ours
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.locations import Location
 from kubearts_dataset.paths import METADATA_DIR
@@ -82,12 +86,15 @@ def _remove_local(root: Path, uri: str) -> int | None:
     if not root.is_dir():
         raise _refusal(uri, "is a file")
     marker = root / MARKER
-    if not marker.is_file() or marker.is_symlink():
+    if not (marker.is_file() and not marker.is_symlink()) and not _only_ingest_leftovers(root):
         raise _refusal(uri, "holds files")
     try:
         removed = _remove_below(root, keep=marker)
-        marker.unlink()
-        (root / METADATA_DIR).rmdir()
+        if marker.is_file():
+            marker.unlink()
+            removed += 1
+        if (root / METADATA_DIR).is_dir():
+            (root / METADATA_DIR).rmdir()
         root.rmdir()
     except OSError as exc:
         raise DatasetError(
@@ -95,7 +102,22 @@ def _remove_local(root: Path, uri: str) -> int | None:
             f"--dataset {uri}: {exc.strerror or exc} at {exc.filename or root}; check that "
             "the claim is mounted writable",
         ) from None
-    return removed + 1
+    return removed
+
+
+def _only_ingest_leftovers(root: Path) -> bool:
+    """Whether ``root`` holds a real ``.kubearts/`` folder and otherwise only data folders:
+    an ingest stopped before its report (see :func:`kubearts_dataset.datadirs.only_ours`)."""
+    metadata = root / METADATA_DIR
+    if not metadata.is_dir() or metadata.is_symlink():
+        return False
+    relatives: list[str] = []
+    for entry in root.iterdir():
+        if entry.name == DATA_DIR and entry.is_dir() and not entry.is_symlink():
+            relatives.extend(f"{DATA_DIR}/{folder.name}/" for folder in entry.iterdir())
+        else:
+            relatives.append(entry.name)
+    return only_ours(relatives)
 
 
 def _remove_below(root: Path, *, keep: Path) -> int:
@@ -135,13 +157,14 @@ def _remove_prefix(client: Any, location: Location) -> int | None:
         raise DatasetError("RemoveFailed", exc.message) from None
     if not keys:
         return None
-    if not has_marker:
+    if not has_marker and not only_ours(key[len(prefix) :] for key in keys):
         raise _refusal(uri, f"holds {len(keys)} objects")
     others = [k for k in keys if k != marker]
     for start in range(0, len(others), DELETE_BATCH):
         _delete_objects(client, location.bucket, others[start : start + DELETE_BATCH], uri)
-    _delete_objects(client, location.bucket, [marker], uri)
-    return len(others) + 1
+    if has_marker:
+        _delete_objects(client, location.bucket, [marker], uri)
+    return len(keys)
 
 
 def _delete_objects(client: Any, bucket: str, keys: list[str], uri: str) -> None:

@@ -46,6 +46,9 @@ class IngestResult(TypedDict):
     invalidCount: int
     invalidFiles: list[InvalidFile]
     unreferencedCount: int
+    dataFolder: str
+    """``data/<key>``: where the data lies, relative to the dataset directory; ``dataRoot``,
+    ``manifest`` and the invalid files' paths are inside it."""
     dataRoot: str
     manifest: str | None
     report: str

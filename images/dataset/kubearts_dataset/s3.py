@@ -266,20 +266,26 @@ def check_target_prefix(client: Any, bucket: str, prefix: str, uri: str) -> list
 def upload_tree(
     client: Any, root: Path, bucket: str, prefix: str, *, existing: list[str], progress: Progress
 ) -> int:
-    """Upload every file below ``root`` to ``prefix``, then delete stale objects.
+    """Upload every file below ``root`` to ``prefix``; data files whose key is in
+    ``existing`` are there already (data folders are content-addressed) and are skipped.
 
     Data goes first and the metadata folder last, ``ingest.json`` at the very end, so an
     interrupted upload never leaves a new report describing data that is not all there.
+    Nothing is deleted here: see :func:`delete_keys`.
     """
     files = sorted(p for p in root.rglob("*") if p.is_file())
     metadata = root / METADATA_DIR
-    data = [p for p in files if metadata not in p.parents]
+    present = set(existing)
+    data = [
+        p
+        for p in files
+        if metadata not in p.parents and prefix + p.relative_to(root).as_posix() not in present
+    ]
     report = metadata / "ingest.json"
     meta = [p for p in files if metadata in p.parents and p != report]
-    total = sum(p.stat().st_size for p in files)
+    total = sum(p.stat().st_size for p in [*data, *meta, report] if p.exists())
     done = {"bytes": 0, "files": 0}
     lock = threading.Lock()
-    uri = f"s3://{bucket}/{prefix}"
 
     def put(path: Path) -> str:
         key = prefix + path.relative_to(root).as_posix()
@@ -303,12 +309,23 @@ def upload_tree(
         uploaded.update(pool.map(put, meta))
     if report.exists():
         uploaded.add(put(report))
-    stale = [key for key in existing if key not in uploaded]
-    for start in range(0, len(stale), 1000):
-        batch = [{"Key": key} for key in stale[start : start + 1000]]
-        try:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            raise describe_error(exc, uri, "UploadFailed") from None
     progress.update("upload", bytes_done=total, total_bytes=total, files=len(uploaded), final=True)
     return len(uploaded)
+
+
+def delete_keys(client: Any, bucket: str, keys: list[str], uri: str) -> None:
+    """Delete ``keys`` from ``bucket``, a thousand per request (the API's maximum)."""
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        try:
+            answer = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise describe_error(exc, uri, "UploadFailed") from None
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise DatasetError(
+                "UploadFailed",
+                f"{uri}: {len(errors)} objects could not be deleted, e.g. {first.get('Key')}: "
+                f"{first.get('Code')}",
+            )

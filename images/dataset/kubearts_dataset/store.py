@@ -19,6 +19,7 @@ from kubearts_dataset.archive import remove_tree
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.locations import Location
 from kubearts_dataset.paths import METADATA_DIR
+from kubearts_dataset.s3 import list_prefix
 
 VERSIONS = f"{METADATA_DIR}/versions"
 VERSION_FILE = "version.json"
@@ -31,6 +32,10 @@ class DatasetStore(Protocol):
 
     def read(self, relative: str) -> bytes | None:
         """The bytes of ``relative`` (a path below the dataset directory), or ``None``."""
+        ...
+
+    def version_names(self) -> list[str]:
+        """The names of the published versions, sorted."""
         ...
 
     def write_version(self, name: str, files: list[tuple[str, bytes]]) -> bool:
@@ -52,6 +57,17 @@ class LocalStore:
         """See :class:`DatasetStore`."""
         path = self.root / relative
         return path.read_bytes() if path.is_file() else None
+
+    def version_names(self) -> list[str]:
+        """See :class:`DatasetStore`; folders being written (``.tmp-…``) are not versions."""
+        versions = self.root / VERSIONS
+        if not versions.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in versions.iterdir()
+            if not entry.name.startswith(".") and (entry / VERSION_FILE).is_file()
+        )
 
     def write_version(self, name: str, files: list[tuple[str, bytes]]) -> bool:
         """See :class:`DatasetStore`; published files are made read-only."""
@@ -104,6 +120,16 @@ class S3Store:
         except botocore.exceptions.BotoCoreError as exc:
             raise DatasetError("NotIngested", f"{self.uri}: unreachable ({exc})") from None
         return bytes(answer["Body"].read())
+
+    def version_names(self) -> list[str]:
+        """See :class:`DatasetStore`: a version is published once its ``version.json`` is."""
+        base = f"{self.prefix}{VERSIONS}/"
+        names = set()
+        for key, _ in list_prefix(self.client, self.bucket, base, self.uri):
+            name, _, rest = key[len(base) :].partition("/")
+            if rest == VERSION_FILE:
+                names.add(name)
+        return sorted(names)
 
     def write_version(self, name: str, files: list[tuple[str, bytes]]) -> bool:
         """See :class:`DatasetStore`."""

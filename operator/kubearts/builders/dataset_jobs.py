@@ -8,8 +8,9 @@ kubearts_dataset``), each with one container whose result is its termination mes
 - after it succeeded, one **publish** Job per version (``<dataset>-publish-<version>-<key>``):
   write the version's immutable train/eval manifests. Versions are separate Jobs so that
   adding a version to a Dataset publishes just that version, and a failure names it;
-- on deletion with ``deletePolicy: Delete``, one **cleanup** Job removing the directory
-  (``remove``).
+- on deletion with ``deletePolicy: Delete``, **cleanup** Jobs removing the directory
+  (``remove``), one per attempt (``<dataset>-cleanup-<n>``), each with a short deadline of
+  its own.
 
 The default storage is the namespace's workspace claim (:func:`workspace_claim`), at
 ``datasets/<name>``. It has no owner: it outlives every Dataset.
@@ -161,6 +162,9 @@ def ingest_job(
         PVC_ROOT,
         "--work-dir",
         SCRATCH_PATH,
+        # A staging folder of its own: two ingest Jobs of one target never share one.
+        "--staging-id",
+        plan.ingest_job_name,
         "--result",
         RESULT_PATH,
     ]
@@ -236,10 +240,13 @@ def cleanup_job(
     image: str,
     placement: Placement,
     deadline_seconds: int,
+    attempt: int = 1,
 ) -> dict[str, Any]:
-    """The Job that removes the stored data (``deletePolicy: Delete``) with the worker's
-    ``remove``, which refuses a target that holds no data set (no ``.kubearts/ingest.json``):
-    a mistyped storage URI must not wipe someone else's files."""
+    """Attempt ``attempt`` at removing the stored data (``deletePolicy: Delete``) with the
+    worker's ``remove``, which refuses a target that holds no data set (no
+    ``.kubearts/ingest.json``, nor only what an unfinished ingest leaves): a mistyped storage
+    URI must not wipe someone else's files. ``deadline_seconds`` is short: a pod that
+    cannot start must not hold the Dataset's deletion for hours."""
     args = [
         "remove",
         "--dataset",
@@ -252,7 +259,7 @@ def cleanup_job(
     return _job(
         plan,
         owner,
-        name=plan.cleanup_job_name,
+        name=plan.cleanup_job_name(attempt),
         step=STEP_CLEANUP,
         image=image,
         args=args,

@@ -16,7 +16,7 @@ handler raises, so a False condition written before raising reaches the object.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -154,21 +154,24 @@ Step = Callable[[Mapping[str, Any], kopf.Patch, kopf.Logger, Config], None]
 
 def register_step(
     kind: KindNames,
-    step: Step,
+    step: Step | Callable[..., None],
     *,
     poll_seconds: float | None = None,
     when: Callable[..., bool] | None = None,
+    indexes: Sequence[str] = (),
 ) -> None:
     """Register ``<plural>_create``, ``_update`` and ``_resume``, each running ``step``
     once, and with ``poll_seconds`` a ``<plural>_poll`` timer running it while ``when``
-    holds (a Job works for the object).
+    holds (a Job works for the object). The kopf indexes named in ``indexes`` are passed
+    to ``step`` as keyword arguments of the same names.
 
     The timer stops on nothing: an invalid spec or a missing dependency is in the status
     already, and the next tick looks again while the filter holds.
     """
 
     def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
-        step(body, patch, logger, operator_config(kwargs.get("memo") or {}))
+        extra = {name: kwargs[name] for name in indexes}
+        step(body, patch, logger, operator_config(kwargs.get("memo") or {}), **extra)
 
     def poll(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
         try:

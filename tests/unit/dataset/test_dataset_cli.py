@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,26 @@ def publish(
     return code, result
 
 
+def data_folder(target: Path) -> Path:
+    """The data folder the dataset directory's report names."""
+    report = json.loads((target / ".kubearts/ingest.json").read_text())
+    return target / report["dataFolder"]
+
+
 def data_files(target: Path) -> set[str]:
-    """Everything in a dataset directory except its metadata folder."""
-    return {
-        p.relative_to(target).as_posix()
-        for p in target.rglob("*")
-        if ".kubearts" not in p.relative_to(target).parts
-    }
+    """Everything in the current data of a dataset directory, relative to its data folder."""
+    folder = data_folder(target)
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def sources(target: Path, version: str) -> list[str]:
+    """The ``source`` of every line of a published version's manifests."""
+    folder = target / ".kubearts/versions" / version
+    return [
+        json.loads(line)["source"]
+        for name in ("train.jsonl", "eval.jsonl")
+        for line in (folder / name).read_text().splitlines()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +120,7 @@ def test_digits_over_http_are_ingested_with_every_image_counted(
     assert (result["sampleCount"], result["classCount"]) == (DIGITS_SAMPLES, DIGITS_CLASSES)
     assert result["classes"] == write_digits(tmp_path / "expected")
     assert result["invalidCount"] == 0
+    assert re.fullmatch(r"data/[0-9a-f]{16}", result["dataFolder"])
     assert result["dataRoot"] == "digits"
     assert result["digest"].startswith("sha256:")
     assert {event["phase"] for event in progress} == {"download", "unpack", "verify"}
@@ -259,7 +274,7 @@ def test_a_folder_that_is_not_a_dataset_directory_is_never_used_as_target(
     assert os.listdir(target) == ["thesis.tex"]
 
 
-def test_reingesting_replaces_the_data_and_keeps_published_versions(
+def test_reingesting_keeps_every_file_a_published_version_lists(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     first = tar_of(tmp_path / "1.tgz", {"old/1.png": PNG, "old/2.png": image_bytes(color=3)})
@@ -267,9 +282,83 @@ def test_reingesting_replaces_the_data_and_keeps_published_versions(
     target = tmp_path / "ds"
     assert ingest(capsys, str(first), target)[0] == 0
     assert publish(capsys, target, "--version", "v1", "--train-ratio", "0.5")[0] == 0
+    before = {source: (target / source).read_bytes() for source in sources(target, "v1")}
     assert ingest(capsys, str(second), target)[0] == 0
     assert data_files(target) == {"new", "new/1.png", "new/2.png"}
-    assert (target / ".kubearts/versions/v1/version.json").is_file()
+    assert {source: (target / source).read_bytes() for source in sources(target, "v1")} == before
+    assert publish(capsys, target, "--version", "v2", "--train-ratio", "0.5")[0] == 0
+    assert all("/new/" in source for source in sources(target, "v2"))
+    assert len(os.listdir(target / "data")) == 2
+
+
+def test_data_no_version_lists_is_removed_after_a_reingest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "ds"
+    for name in ("old", "new"):
+        archive = tar_of(tmp_path / f"{name}.tgz", {f"{name}/1.png": PNG})
+        assert ingest(capsys, str(archive), target)[0] == 0
+    assert os.listdir(target / "data") == [data_folder(target).name]
+    assert data_files(target) == {"new", "new/1.png"}
+
+
+def test_identical_data_reuses_its_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = tar_of(tmp_path / "a.tgz", {"a/1.png": PNG, "b/1.png": image_bytes(color=5)})
+    target = tmp_path / "ds"
+    _, first = ingest(capsys, str(archive), target)
+    inode = data_folder(target).stat().st_ino
+    _, second = ingest(capsys, f"file://{archive}", target)
+    assert second["dataFolder"] == first["dataFolder"]
+    assert data_folder(target).stat().st_ino == inode
+    assert sorted(os.listdir(target / ".kubearts")) == ["ingest.json", "samples.jsonl"]
+
+
+def test_an_ingest_stages_in_its_own_folder_and_leaves_the_others(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "ds"
+    other = target / ".kubearts/staging/ds-ingest-other/content/a"
+    other.mkdir(parents=True)
+    (other / "1.png").write_bytes(PNG)
+    archive = tar_of(tmp_path / "a.tgz", {"a/1.png": image_bytes(color=9)})
+    code, result = ingest(capsys, str(archive), target, "--staging-id", "ds-ingest-mine")
+    assert code == 0, result
+    assert os.listdir(target / ".kubearts/staging") == ["ds-ingest-other"]
+    assert (other / "1.png").read_bytes() == PNG
+
+
+def test_a_staging_id_that_is_not_a_folder_name_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    archive = tar_of(tmp_path / "a.tgz", {"a/1.png": PNG})
+    code, result = ingest(capsys, str(archive), tmp_path / "ds", "--staging-id", "../escape")
+    assert (code, result["reason"]) == (2, "InvalidArgument")
+    assert "--staging-id" in result["message"]
+    assert not (tmp_path / "ds/.kubearts/staging").exists()
+
+
+def test_data_of_versions_from_before_data_folders_is_kept_until_unused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A directory written before data folders existed: data at the top, a version listing
+    some of it. A new ingest keeps what the version lists and removes the rest."""
+    target = tmp_path / "ds"
+    for path in ("roses/1.png", "tulips/1.png"):
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        (target / path).write_bytes(PNG)
+    version = target / ".kubearts/versions/v1"
+    version.mkdir(parents=True)
+    line = {"source": "roses/1.png", "usage": "TRAIN", "annotation": []}
+    (version / "train.jsonl").write_text(json.dumps(line) + "\n")
+    (version / "eval.jsonl").write_text("")
+    manifests = {"train": ".kubearts/versions/v1/train.jsonl"}
+    (version / "version.json").write_text(json.dumps({"name": "v1", "manifests": manifests}))
+    archive = tar_of(tmp_path / "new.tgz", {"new/1.png": PNG})
+    assert ingest(capsys, str(archive), target)[0] == 0
+    assert sorted(os.listdir(target)) == [".kubearts", "data", "roses"]
+    assert (target / "roses/1.png").read_bytes() == PNG
 
 
 def test_a_failed_reingest_leaves_the_previous_data_untouched(
@@ -378,7 +467,7 @@ def test_publish_writes_a_stratified_version(
             "source": line["source"],
             "usage": "TRAIN",
             "annotation": [
-                {"type": "modelarts/image_classification", "name": line["source"].split("/")[1]}
+                {"type": "modelarts/image_classification", "name": line["source"].split("/")[3]}
             ],
         }
         assert (digits_dataset / line["source"]).is_file()

@@ -98,6 +98,10 @@ def test_removing_what_is_already_gone_succeeds(
             lambda d: ((d / ".kubearts").mkdir(), (d / "thesis.tex").write_text("x")),
             id="metadata-folder-without-report",
         ),
+        pytest.param(
+            lambda d: ((d / ".kubearts").mkdir(), (d / "data/notes").mkdir(parents=True)),
+            id="data-folder-not-ours",
+        ),
     ],
 )
 def test_a_folder_that_is_not_a_dataset_directory_is_refused_and_kept(
@@ -116,6 +120,19 @@ def test_a_folder_that_is_not_a_dataset_directory_is_refused_and_kept(
     assert "not a KubeArts dataset directory" in result["message"]
     assert "nothing was removed" in result["message"]
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+
+
+def test_what_an_ingest_stopped_before_its_report_leaves_is_removed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A Dataset deleted during its first ingest: staging, maybe a data folder, no report."""
+    target = tmp_path / "ds"
+    for folder in (".kubearts/staging/ds-ingest-1/content/a", "data/0123456789abcdef/a"):
+        (target / folder).mkdir(parents=True)
+        (target / folder / "1.png").write_bytes(PNG)
+    code, result = remove(capsys, str(target))
+    assert (code, result["reason"], result["removedFiles"]) == (0, "Removed", 2)
+    assert not target.exists()
 
 
 def test_a_link_to_a_dataset_directory_is_refused_and_nothing_followed(
@@ -173,6 +190,17 @@ def test_an_s3_prefix_without_a_data_set_is_refused_and_kept(
     assert (code, result["reason"]) == (EXIT_CODES["InvalidTarget"], "InvalidTarget")
     assert "holds 2 objects" in result["message"]
     assert _keys(client, bucket) == ["backups/.kubearts/notes", "backups/db.sql"]
+
+
+def test_an_s3_prefix_an_ingest_stopped_before_its_report_is_removed(
+    capsys: pytest.CaptureFixture[str], s3_bucket: tuple[Any, str]
+) -> None:
+    client, bucket = s3_bucket
+    client.put_object(Bucket=bucket, Key="ds/data/0123456789abcdef/a/1.png", Body=PNG)
+    client.put_object(Bucket=bucket, Key="ds/data/0123456789abcdef/a/2.png", Body=PNG)
+    code, result = remove(capsys, f"s3://{bucket}/ds")
+    assert (code, result["reason"], result["removedFiles"]) == (0, "Removed", 2)
+    assert _keys(client, bucket) == []
 
 
 def test_an_unreachable_store_is_a_remove_failure(

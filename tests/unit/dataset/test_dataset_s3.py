@@ -152,22 +152,48 @@ def test_an_s3_target_receives_the_data_and_can_be_published(
     assert (code, again["reason"]) == (20, "VersionImmutable")
 
 
+def _ingest_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, target: str
+) -> dict[str, Any]:
+    (tmp_path / name / "c").mkdir(parents=True)
+    (tmp_path / name / "c" / f"{name}.png").write_bytes(image_bytes(color=len(name)))
+    code, result = run(capsys, "ingest", "--source", str(tmp_path / name), "--target", target)
+    assert code == 0, result
+    return result
+
+
 def test_reingesting_into_s3_removes_stale_objects(
     capsys: pytest.CaptureFixture[str], s3_bucket: tuple[Any, str], tmp_path: Path
 ) -> None:
     client, bucket = s3_bucket
-    for name in ("one", "two"):
-        (tmp_path / name / "c").mkdir(parents=True)
-        (tmp_path / name / "c" / f"{name}.png").write_bytes(PNG)
-        code, result = run(
-            capsys, "ingest", "--source", str(tmp_path / name), "--target", f"s3://{bucket}/ds"
-        )
-        assert code == 0, result
+    _ingest_folder(capsys, tmp_path, "one", f"s3://{bucket}/ds")
+    client.put_object(Bucket=bucket, Key="ds/old-layout/1.png", Body=PNG)  # no version lists it
+    result = _ingest_folder(capsys, tmp_path, "two", f"s3://{bucket}/ds")
     assert _keys(client, bucket) == [
         "ds/.kubearts/ingest.json",
         "ds/.kubearts/samples.jsonl",
-        "ds/c/two.png",
+        f"ds/{result['dataFolder']}/c/two.png",
     ]
+
+
+def test_reingesting_into_s3_keeps_the_objects_of_published_versions(
+    capsys: pytest.CaptureFixture[str], s3_bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    client, bucket = s3_bucket
+    target = f"s3://{bucket}/ds"
+    first = _ingest_folder(capsys, tmp_path, "one", target)
+    code, version = run(
+        capsys, "publish", "--dataset", target, "--version", "v1", "--train-ratio", "1"
+    )
+    assert code == 0, version
+    second = _ingest_folder(capsys, tmp_path, "two", target)
+    keys = _keys(client, bucket)
+    assert f"ds/{first['dataFolder']}/c/one.png" in keys
+    assert f"ds/{second['dataFolder']}/c/two.png" in keys
+    assert "ds/.kubearts/versions/v1/train.jsonl" in keys
+    again = _ingest_folder(capsys, tmp_path / "again", "two", target)
+    assert again["dataFolder"] == second["dataFolder"]
+    assert _keys(client, bucket) == keys
 
 
 def test_an_s3_target_holding_foreign_objects_is_refused(
