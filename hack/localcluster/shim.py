@@ -106,24 +106,27 @@ def _enter(spec: dict) -> None:
         os.close(fd)
     # Paths that must stay as they are on the host (the environment the container runs
     # in): where a volume now hides one, bind the original back over it.
+    bound = []
     for path, fd in zip(keep, kept, strict=True):
         now = _stat_or_none(path)
         if now is None or not os.path.samestat(os.stat(f"/proc/self/fd/{fd}"), now):
             os.makedirs(path, exist_ok=True)
             _mount(f"/proc/self/fd/{fd}", path, MS_BIND | MS_REC)
+            bound.append(path)
         os.close(fd)
     if spec.get("readOnlyRootFilesystem"):
-        _read_only_root(keep)
+        _read_only_root(bound)
 
 
-def _read_only_root(kept: list[str]) -> None:
-    """Make the root file system, and the environment bound back over volumes, read-only
-    in this mount namespace; the volume mounts are mounts of their own and stay as they
-    are. A bind remount changes only this namespace's view, never the host's."""
+def _read_only_root(bound: list[str]) -> None:
+    """Make the root file system, and the environment bound back over volumes (``bound``),
+    read-only in this mount namespace; the volume mounts are mounts of their own and stay
+    as they are. A bind remount changes only this namespace's view, never the host's.
+    (``os.path.ismount`` cannot tell a bind mount within one file system, so the binds
+    made above are named rather than looked for.)"""
     _mount(None, "/", MS_BIND | MS_REMOUNT | MS_RDONLY)
-    for path in kept:
-        if os.path.ismount(path):
-            _mount(None, path, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path in bound:
+        _mount(None, path, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
 def _join_cgroups(spec: dict) -> None:
