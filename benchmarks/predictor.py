@@ -153,7 +153,7 @@ class Client:
         )
         response.raise_for_status()
         (logits,) = v2_binary_outputs(response.content, response.headers).values()
-        return logits
+        return logits.ravel()
 
     def grpc(self, batch: np.ndarray) -> np.ndarray:
         pb = self.pb
