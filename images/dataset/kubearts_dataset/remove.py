@@ -19,20 +19,16 @@ import os
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
 
-import botocore.exceptions
-
 from kubearts_dataset.datadirs import DATA_DIR, only_ours
 from kubearts_dataset.errors import DatasetError
 from kubearts_dataset.locations import Location
 from kubearts_dataset.paths import METADATA_DIR
-from kubearts_dataset.s3 import describe_error, head, list_prefix
+from kubearts_dataset.s3 import delete_keys, head, list_prefix
 
 log = logging.getLogger(__name__)
 
 #: What marks a dataset directory: the report of a successful ingest.
 MARKER: Final = f"{METADATA_DIR}/ingest.json"
-#: Keys per ``DeleteObjects`` request (the S3 API's maximum).
-DELETE_BATCH: Final = 1000
 
 
 class RemoveResult(TypedDict):
@@ -159,26 +155,8 @@ def _remove_prefix(client: Any, location: Location) -> int | None:
         return None
     if not has_marker and not only_ours(key[len(prefix) :] for key in keys):
         raise _refusal(uri, f"holds {len(keys)} objects")
-    others = [k for k in keys if k != marker]
-    for start in range(0, len(others), DELETE_BATCH):
-        _delete_objects(client, location.bucket, others[start : start + DELETE_BATCH], uri)
+    # The marker goes last: a removal stopped halfway can still be run again.
+    delete_keys(client, location.bucket, [k for k in keys if k != marker], uri, "RemoveFailed")
     if has_marker:
-        _delete_objects(client, location.bucket, [marker], uri)
+        delete_keys(client, location.bucket, [marker], uri, "RemoveFailed")
     return len(keys)
-
-
-def _delete_objects(client: Any, bucket: str, keys: list[str], uri: str) -> None:
-    try:
-        answer = client.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-        )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-        raise describe_error(exc, uri, "RemoveFailed") from None
-    errors = answer.get("Errors") or []
-    if errors:
-        first = errors[0]
-        raise DatasetError(
-            "RemoveFailed",
-            f"{uri}: {len(errors)} objects could not be deleted, e.g. {first.get('Key')}: "
-            f"{first.get('Code')} ({first.get('Message')}); check the credentials' rights",
-        )

@@ -313,19 +313,22 @@ def upload_tree(
     return len(uploaded)
 
 
-def delete_keys(client: Any, bucket: str, keys: list[str], uri: str) -> None:
-    """Delete ``keys`` from ``bucket``, a thousand per request (the API's maximum)."""
+def delete_keys(
+    client: Any, bucket: str, keys: list[str], uri: str, reason: str = "UploadFailed"
+) -> None:
+    """Delete ``keys`` from ``bucket``, a thousand per request (the API's maximum); a key
+    the store refuses is a :class:`DatasetError` with ``reason``."""
     for start in range(0, len(keys), 1000):
         batch = [{"Key": key} for key in keys[start : start + 1000]]
         try:
             answer = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            raise describe_error(exc, uri, "UploadFailed") from None
+            raise describe_error(exc, uri, reason) from None
         errors = answer.get("Errors") or []
         if errors:
             first = errors[0]
             raise DatasetError(
-                "UploadFailed",
+                reason,
                 f"{uri}: {len(errors)} objects could not be deleted, e.g. {first.get('Key')}: "
-                f"{first.get('Code')}",
+                f"{first.get('Code')} ({first.get('Message')}); check the credentials' rights",
             )
