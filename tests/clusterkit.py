@@ -172,6 +172,38 @@ class Kube:
             f"{' '.join(args)} condition {type}={status}" + (f" reason={reason}" if reason else ""),
         )
 
+    def wait_ready(
+        self,
+        resource: str,
+        name: str,
+        namespace: str,
+        *,
+        status: str = "True",
+        reason: str | None = None,
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        """The ``Ready`` condition of ``resource/name`` once it has ``status`` (and ``reason``)."""
+        return self.wait_condition(
+            resource,
+            name,
+            "-n",
+            namespace,
+            type="Ready",
+            status=status,
+            reason=reason,
+            timeout=timeout,
+        )
+
+    def create_namespace(self, name: str) -> str:
+        """Create namespace ``name`` and wait for its default ServiceAccount (pods need it)."""
+        self.kubectl("create", "namespace", name)
+        wait_for(
+            lambda: self.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+            30,
+            f"the default service account in {name}",
+        )
+        return name
+
     def wait_pod_phase(
         self, name: str, namespace: str, phases: tuple[str, ...], timeout: float = 60
     ) -> dict[str, Any]:

@@ -78,16 +78,7 @@ def namespace(kube: clusterkit.Kube, request: pytest.FixtureRequest) -> Iterator
     """A fresh namespace for one test, deleted afterwards (without waiting)."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
-    kube.kubectl("create", "namespace", name)
-    clusterkit.wait_for(
-        lambda: (
-            kube.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
-            == 0
-        ),
-        30,
-        f"the default service account in {name}",
-    )
-    yield name
+    yield kube.create_namespace(name)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

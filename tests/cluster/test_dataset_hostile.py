@@ -20,7 +20,7 @@ import pytest
 from kopf.testing import KopfRunner
 from PIL import Image
 
-from clusterkit import Kube, wait_for
+from clusterkit import Kube
 from datagen import tar_of_zeros, tar_with_metadata_header, write_digits
 
 #: More than the dataset worker's memory limit: held whole, any of these is an OOM kill.
@@ -68,13 +68,7 @@ def served(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 @pytest.fixture(scope="module")
 def ns(kube: Kube, kubearts_operator: KopfRunner, served: str) -> Iterator[str]:
     """One namespace with every case's Dataset, applied at once."""
-    name = f"t-hostile-{uuid.uuid4().hex[:5]}"
-    kube.kubectl("create", "namespace", name)
-    wait_for(
-        lambda: kube.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-        30,
-        f"the default service account in {name}",
-    )
+    name = kube.create_namespace(f"t-hostile-{uuid.uuid4().hex[:5]}")
     for case in ("pax-header.tar.gz", "bzip2-bomb.zip", "ratio-bomb.tar.gz", "pixel-bomb.zip"):
         kube.apply(_dataset(case.split(".")[0], f"{served}/{case}"), name)
     kube.apply(_dataset("valid", f"{served}/valid.zip"), name)
@@ -89,21 +83,6 @@ def _dataset(name: str, uri: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"source": {"uri": uri}, "versions": [{"name": "v1", "trainRatio": 0.8}]},
     }
-
-
-def _ready(
-    kube: Kube, ns: str, name: str, status: str, reason: str | None = None
-) -> dict[str, Any]:
-    return kube.wait_condition(
-        "dataset.kubearts.io",
-        name,
-        "-n",
-        ns,
-        type="Ready",
-        status=status,
-        reason=reason,
-        timeout=READY_TIMEOUT,
-    )
 
 
 def _worker_pods(kube: Kube, ns: str, dataset: str) -> list[dict[str, Any]]:
@@ -133,14 +112,21 @@ def _assert_bounded_on_the_cpu_node(pod: dict[str, Any]) -> None:
 def test_a_hostile_archive_fails_with_its_reason_inside_the_memory_limit(
     kube: Kube, ns: str, name: str, message: str
 ) -> None:
-    ready = _ready(kube, ns, name, "False", reason="LimitExceeded")
+    ready = kube.wait_ready(
+        "dataset.kubearts.io",
+        name,
+        ns,
+        status="False",
+        reason="LimitExceeded",
+        timeout=READY_TIMEOUT,
+    )
     assert message in ready["message"]
     for pod in _worker_pods(kube, ns, name):
         _assert_bounded_on_the_cpu_node(pod)
 
 
 def test_an_image_with_too_many_pixels_is_listed_not_decoded(kube: Kube, ns: str) -> None:
-    _ready(kube, ns, "pixel-bomb", "True")
+    kube.wait_ready("dataset.kubearts.io", "pixel-bomb", ns, timeout=READY_TIMEOUT)
     status = kube.get("dataset.kubearts.io", "pixel-bomb", "-n", ns)["status"]
     assert status["invalidFileCount"] == 1
     [invalid] = status["invalidFiles"]
@@ -151,7 +137,7 @@ def test_an_image_with_too_many_pixels_is_listed_not_decoded(kube: Kube, ns: str
 
 
 def test_a_valid_data_set_next_to_them_becomes_ready(kube: Kube, ns: str) -> None:
-    _ready(kube, ns, "valid", "True")
+    kube.wait_ready("dataset.kubearts.io", "valid", ns, timeout=READY_TIMEOUT)
     status = kube.get("dataset.kubearts.io", "valid", "-n", ns)["status"]
     assert status["invalidFileCount"] == 0
     assert status["sampleCount"] > 0

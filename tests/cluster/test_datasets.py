@@ -145,13 +145,7 @@ def s3_endpoint(kube: Kube, archives: dict[str, Path]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def ns(kube: Kube, kubearts_operator: KopfRunner) -> Iterator[str]:
     """One namespace for the module's Datasets (their pods run side by side)."""
-    name = f"t-datasets-{uuid.uuid4().hex[:5]}"
-    kube.kubectl("create", "namespace", name)
-    wait_for(
-        lambda: kube.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-        30,
-        f"the default service account in {name}",
-    )
+    name = kube.create_namespace(f"t-datasets-{uuid.uuid4().hex[:5]}")
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -306,15 +300,8 @@ def status_of(kube: Kube, ns: str, name: str) -> dict[str, Any]:
 
 
 def wait_ready(kube: Kube, ns: str, name: str, status: str = "True", **kw: Any) -> dict[str, Any]:
-    return kube.wait_condition(
-        "dataset.kubearts.io",
-        name,
-        "-n",
-        ns,
-        type="Ready",
-        status=status,
-        timeout=READY_TIMEOUT,
-        **kw,
+    return kube.wait_ready(
+        "dataset.kubearts.io", name, ns, status=status, timeout=READY_TIMEOUT, **kw
     )
 
 
