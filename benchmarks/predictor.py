@@ -20,8 +20,10 @@ elsewhere on the machine hits every variant alike.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
+import socket
 import statistics
 import sys
 import tempfile
@@ -127,6 +129,15 @@ def stock_server(model_dir: str, http_port: int, grpc_port: int, threads: int, n
     kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, workers=1).start([model])
 
 
+class _NoDelayConnection(http.client.HTTPConnection):
+    """http.client with Nagle's algorithm off, as urllib3 (requests) has it: a body sent after
+    its headers must not wait for the server's delayed acknowledgement (40 ms)."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Client:
     """One server's endpoints, called the way users call them."""
 
@@ -137,8 +148,12 @@ class Client:
         from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
         self.url = f"http://127.0.0.1:{http_port}"
+        self.port = http_port
         self.name = name
-        self.http = requests.Session()
+        # REST calls go over one kept-alive http.client connection: requests would add about
+        # a millisecond of its own per call, the same for every server, and hide what they cost.
+        self.http = self.connect()
+        self.session = requests.Session()  # multipart encoding for uploads
         self.pb = pb
         self.channel = grpc.insecure_channel(
             f"127.0.0.1:{grpc_port}",
@@ -146,13 +161,27 @@ class Client:
         )
         self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
 
-    def v2_binary(self, batch: np.ndarray, session: Any = None) -> np.ndarray:
+    def connect(self) -> http.client.HTTPConnection:
+        return _NoDelayConnection("127.0.0.1", self.port)
+
+    def post(
+        self, path: str, body: bytes, headers: dict[str, str], connection: Any = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """(body, headers) of a 200 answer."""
+        connection = connection or self.http
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST {path}: {response.status} {content[:200]!r}")
+        return content, dict(response.getheaders())
+
+    def v2_binary(self, batch: np.ndarray, connection: Any = None) -> np.ndarray:
         body, headers = v2_binary_request(batch)
-        response = (session or self.http).post(
-            f"{self.url}/v2/models/{self.name}/infer", data=body, headers=headers
+        content, answer_headers = self.post(
+            f"/v2/models/{self.name}/infer", body, headers, connection
         )
-        response.raise_for_status()
-        (logits,) = v2_binary_outputs(response.content, response.headers).values()
+        (logits,) = v2_binary_outputs(content, answer_headers).values()
         return logits.ravel()
 
     def grpc(self, batch: np.ndarray) -> np.ndarray:
@@ -173,16 +202,15 @@ class Client:
     def v1_json(self, batch: np.ndarray) -> Any:
         # orjson writes the array's floats natively, as a latency-minded client would;
         # Python's json would spend ~50 ms more per 224 px image on either server.
-        response = self.http.post(
-            f"{self.url}/v1/models/{self.name}:predict",
-            data=orjson.dumps({"instances": batch}, option=orjson.OPT_SERIALIZE_NUMPY),
-            headers={"content-type": "application/json"},
+        content, _ = self.post(
+            f"/v1/models/{self.name}:predict",
+            orjson.dumps({"instances": batch}, option=orjson.OPT_SERIALIZE_NUMPY),
+            {"content-type": "application/json"},
         )
-        response.raise_for_status()
-        return orjson.loads(response.content)
+        return orjson.loads(content)
 
     def upload(self, image: bytes) -> Any:
-        response = self.http.post(
+        response = self.session.post(
             f"{self.url}/", files=[("images", ("image.jpg", image, "image/jpeg"))]
         )
         response.raise_for_status()
@@ -195,8 +223,13 @@ def timed(call: Callable[[], Any]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def interleave(variants: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    """Each variant once per round, in a rotating order; milliseconds per call."""
+def interleave(
+    variants: dict[str, Callable[[], Any]], rounds: int, settle: float = 0.1
+) -> dict[str, list[float]]:
+    """Each variant once per round, in a rotating order; milliseconds per call. Each call
+    starts ``settle`` seconds after the one before: ONNX Runtime's threads spin-wait for a
+    while after a run (KServe's stock server leaves them so), and that CPU is not the next
+    variant's to pay for."""
     for call in variants.values():  # warm up: first calls trace, allocate, connect
         call()
         call()
@@ -205,21 +238,24 @@ def interleave(variants: dict[str, Callable[[], Any]], rounds: int) -> dict[str,
     for round_ in range(rounds):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
+            time.sleep(settle)
             times[name].append(timed(variants[name]))
     return times
 
 
-def concurrent(call: Callable[[Any], Any], clients: int, requests_each: int) -> tuple[float, float]:
-    """(requests per second, p99 ms) with ``clients`` threads, each its own connection."""
-    import requests
+def concurrent(
+    client: Client, batch: np.ndarray, clients: int, requests_each: int
+) -> tuple[float, float]:
+    """(requests per second, p99 ms) of V2 REST binary calls from ``clients`` threads, each
+    with its own connection."""
 
-    def client(_: int) -> list[float]:
-        session = requests.Session()
-        return [timed(lambda: call(session)) for _ in range(requests_each)]
+    def one(_: int) -> list[float]:
+        connection = client.connect()
+        return [timed(lambda: client.v2_binary(batch, connection)) for _ in range(requests_each)]
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        latencies = [t for ts in pool.map(client, range(clients)) for t in ts]
+        latencies = [t for ts in pool.map(one, range(clients)) for t in ts]
     elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, float(np.percentile(latencies, 99))
 
@@ -242,7 +278,7 @@ def main() -> None:
     import onnxruntime as ort
     from predictor_helpers import launch_server, wait_ready
 
-    from kubearts_predictor import preprocess, resources
+    from kubearts_predictor import backends, preprocess, resources
 
     threads = resources.usable_cpus()
     work = Path(tempfile.mkdtemp(prefix="predictor-bench-"))
@@ -263,9 +299,8 @@ def main() -> None:
         _wait_stock(stock_client, stocks["resnet"][2])
         _wait_stock(stock_noop, stocks["noop"][2])
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The in-process baseline runs ONNX Runtime as the predictor does.
+        options = backends.session_options(threads)
         session = ort.InferenceSession(
             str(work / "resnet" / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
@@ -287,7 +322,7 @@ def main() -> None:
         np.testing.assert_allclose(ours_client.v2_binary(batch), expected, atol=1e-3)
         np.testing.assert_allclose(stock_client.v2_binary(batch), expected, atol=1e-3)
 
-        print(f"timing {args.rounds} interleaved rounds ...", file=sys.stderr)
+        print(f"timing {args.rounds} interleaved rounds of ResNet ...", file=sys.stderr)
         times = interleave(
             {
                 "in-process ORT": in_process,
@@ -299,6 +334,13 @@ def main() -> None:
                 "stock V2 REST binary": lambda: stock_client.v2_binary(batch),
                 "stock V2 gRPC": lambda: stock_client.grpc(batch),
                 "stock V1 JSON": lambda: stock_client.v1_json(batch),
+            },
+            args.rounds,
+        )
+        # Apart from ResNet, whose runs would share the CPU's caches and memory bandwidth.
+        print(f"timing {args.rounds} interleaved rounds of the no-op model ...", file=sys.stderr)
+        times |= interleave(
+            {
                 "no-op in-process ORT": lambda: noop_session.run(None, {"images": batch}),
                 "no-op ours V2 REST binary": lambda: noop_client.v2_binary(batch),
                 "no-op ours V2 gRPC": lambda: noop_client.grpc(batch),
@@ -308,14 +350,12 @@ def main() -> None:
                 "no-op stock V2 gRPC": lambda: stock_noop.grpc(batch),
                 "no-op stock V1 JSON": lambda: stock_noop.v1_json(batch),
             },
-            args.rounds,
+            args.rounds * 3,
         )
         p50 = {k: statistics.median(v) for k, v in times.items()}
         print(f"timing dynamic batching, {args.requests} requests per client ...", file=sys.stderr)
         batching = {
-            (who, clients): concurrent(
-                lambda s, c=client: c.v2_binary(batch, s), clients, args.requests
-            )
+            (who, clients): concurrent(client, batch, clients, args.requests)
             for who, client in (("ours", ours_client), ("stock", stock_client))
             for clients in (1, 8)
         }
@@ -398,6 +438,28 @@ def _table(
     for (who, clients), (rate, p99) in batching.items():
         single = batching[(who, 1)][0]
         print(f"{who:10} {clients:8d} {rate:9.2f} {p99:9.1f} {rate / single:12.2f}")
+    _targets(p50, batching)
+
+
+def _targets(p50: dict[str, float], batching: dict[tuple[str, int], tuple[float, float]]) -> None:
+    """Each target of the predictor against this run's figures."""
+    base, base_upload = p50["in-process ORT"], p50["in-process decode+ORT"]
+    rate, p99 = batching[("ours", 8)]
+    single_rate, single_p99 = batching[("ours", 1)]
+    checks = [
+        ("V2 REST binary / in-process", p50["ours V2 REST binary"] / base, "<=", 1.15),
+        ("V2 gRPC / in-process", p50["ours V2 gRPC"] / base, "<=", 1.10),
+        ("V1 JSON / in-process", p50["ours V1 JSON"] / base, "<=", 2.5),
+        ("upload / in-process decode+ORT", p50["ours upload (JPEG)"] / base_upload, "<=", 1.15),
+        ("no-op V2 REST binary p50 ms", p50["no-op ours V2 REST binary"], "<=", 1.5),
+        ("no-op V2 gRPC p50 ms", p50["no-op ours V2 gRPC"], "<=", 1.5),
+        ("batching: 8 clients / 1, throughput", rate / single_rate, ">=", 1.3),
+        ("batching: 8 clients p99 / 1 client p99", p99 / single_p99, "<=", 2.0),
+    ]
+    print("\ntargets")
+    for name, value, sense, target in checks:
+        met = value <= target if sense == "<=" else value >= target
+        print(f"{name:40} {value:8.2f} {sense} {target:<5} {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":
