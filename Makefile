@@ -17,6 +17,9 @@ PYTEST_ARGS ?=
 UV          := UV_PYTHON_DOWNLOADS=never $(CURDIR)/$(BIN)/uv
 # Each image's requirements.lock: its package's dependencies from the one resolution.
 EXPORT      := --frozen --no-dev --no-emit-workspace
+# Extras an image's requirements.lock is exported with, by image folder: the predictor's
+# plain image runs ONNX Runtime's CPU build, its `cpu` extra.
+EXPORT_EXTRAS_predictor := --extra cpu
 
 .PHONY: help
 help: ## list the targets
@@ -31,8 +34,10 @@ $(BIN)/uv: uv.lock
 	$(BIN)/pip install -q --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
 	touch $@
 
+# The predictor's ONNX Runtime builds are extras that exclude each other (one module, two
+# distributions): the environment has the CPU one, `cuda` is for the CUDA image.
 $(BIN)/.installed: uv.lock pyproject.toml $(IMAGES) $(BIN)/uv
-	$(UV) sync --locked --all-packages --all-extras
+	$(UV) sync --locked --all-packages --all-extras --no-extra cuda
 	touch $@
 
 .PHONY: venv
@@ -43,10 +48,18 @@ lock: $(BIN)/uv ## re-resolve uv.lock after a pyproject.toml change (UPGRADE=1: 
 	$(UV) lock $(if $(UPGRADE),--upgrade)
 	$(UV) export $(EXPORT) --package kubearts -o requirements.lock >/dev/null
 	$(foreach p,$(IMAGES),(cd $(dir $(p)) && $(UV) export $(EXPORT) \
-	  --package kubearts-$(notdir $(patsubst %/,%,$(dir $(p)))) -o requirements.lock >/dev/null);)
-	# One image per accelerator family: the predictor's TensorFlow (SavedModel) image has its own lock.
-	cd images/predictor && $(UV) export $(EXPORT) --package kubearts-predictor --extra tensorflow \
-	  -o requirements-tensorflow.lock >/dev/null
+	  --package kubearts-$(notdir $(patsubst %/,%,$(dir $(p)))) \
+	  $(EXPORT_EXTRAS_$(notdir $(patsubst %/,%,$(dir $(p))))) -o requirements.lock >/dev/null);)
+	# One predictor image per accelerator family, each with its own lock: TensorFlow (SavedModels,
+	# with ONNX Runtime on CPUs), CUDA (onnxruntime-gpu with NVIDIA's CUDA and cuDNN wheels) and
+	# CANN (onnxruntime-cann; the CANN toolkit comes from an image, see the predictor's README).
+	cd images/predictor && $(UV) export $(EXPORT) --package kubearts-predictor \
+	  --extra cpu --extra tensorflow -o requirements-tensorflow.lock >/dev/null
+	cd images/predictor && $(UV) export $(EXPORT) --package kubearts-predictor --extra cuda \
+	  -o requirements-cuda.lock >/dev/null
+	# onnxruntime-cann needs NumPy 1: its own small resolution (images/predictor/cann/pyproject.toml).
+	cd images/predictor/cann && $(UV) lock $(if $(UPGRADE),--upgrade) && $(UV) export --frozen \
+	  --no-dev --no-emit-project --no-emit-local -o ../requirements-cann.lock >/dev/null
 
 .PHONY: system-deps
 system-deps: ## Debian packages: etcd, Go 1.15, kubernetes sources, iproute2, iptables, conntrack, ipset, chromium

@@ -2,7 +2,10 @@
 and the dev tools; it agrees with pyproject.toml; each image's requirements.lock is exported
 from it unchanged; the environment the tests run in is exactly what it pins; and every
 Python in play — the images' base, the environment's interpreter, the projects' metadata —
-is the one .python-version names."""
+is the one .python-version names. The one exception is the predictor's CANN image: its
+onnxruntime-cann needs NumPy 1, so it has a small resolution of its own, held to uv.lock's
+versions for everything else. Each image installs its own lock, and no lock holds two of the
+ONNX Runtime distributions (they install the same module)."""
 
 from __future__ import annotations
 
@@ -20,15 +23,42 @@ REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).parent / "uv"
 LOCK = tomllib.loads((REPO / "uv.lock").read_text())
 IMAGE_PROJECTS = sorted(p.parent for p in (REPO / "images").glob("*/pyproject.toml"))
+PREDICTOR = REPO / "images/predictor"
+#: The lock each Dockerfile installs: its own, never another image's.
+DOCKERFILE_LOCKS = {
+    REPO / "Dockerfile": REPO / "requirements.lock",
+    **{project / "Dockerfile": project / "requirements.lock" for project in IMAGE_PROJECTS},
+    # The predictor's other images, one per accelerator family.
+    PREDICTOR / "Dockerfile.tensorflow": PREDICTOR / "requirements-tensorflow.lock",
+    PREDICTOR / "Dockerfile.cuda": PREDICTOR / "requirements-cuda.lock",
+    PREDICTOR / "Dockerfile.cann": PREDICTOR / "requirements-cann.lock",
+}
+DOCKERFILES = sorted(
+    [REPO / "Dockerfile", *(d for p in IMAGE_PROJECTS for d in p.glob("Dockerfile*"))]
+)
 # Where each exported lock lives and the workspace package it is exported for.
 EXPORTS = {
     REPO / "requirements.lock": "kubearts",
     **{project / "requirements.lock": f"kubearts-{project.name}" for project in IMAGE_PROJECTS},
-    # The predictor's TensorFlow image: the same package with its `tensorflow` extra.
-    REPO / "images/predictor/requirements-tensorflow.lock": "kubearts-predictor",
+    # The predictor's other images: the same package with other extras.
+    PREDICTOR / "requirements-tensorflow.lock": "kubearts-predictor",
+    PREDICTOR / "requirements-cuda.lock": "kubearts-predictor",
 }
-#: Extras each lock is exported with (`make lock` passes the same).
-EXTRAS = {REPO / "images/predictor/requirements-tensorflow.lock": ["--extra", "tensorflow"]}
+#: Extras each lock is exported with (`make lock` passes the same). The predictor's ONNX Runtime
+#: is one of its extras `cpu` and `cuda`, which uv.lock declares conflicting.
+EXTRAS = {
+    PREDICTOR / "requirements.lock": ["--extra", "cpu"],
+    PREDICTOR / "requirements-tensorflow.lock": ["--extra", "cpu", "--extra", "tensorflow"],
+    PREDICTOR / "requirements-cuda.lock": ["--extra", "cuda"],
+}
+#: The CANN image's resolution of its own (onnxruntime-cann needs NumPy 1) and its export.
+CANN_PROJECT = PREDICTOR / "cann"
+CANN_LOCK = PREDICTOR / "requirements-cann.lock"
+#: Where the CANN resolution may differ from uv.lock: the packages that are the reason for it.
+CANN_OWN = {"kubearts-predictor-cann", "onnxruntime-cann", "numpy"}
+LOCKS = sorted([*EXPORTS, CANN_LOCK])
+#: The distributions that install the `onnxruntime` module: an environment holds one at most.
+ONNX_RUNTIMES = {"onnxruntime", "onnxruntime-gpu", "onnxruntime-cann"}
 PYTHON = (REPO / ".python-version").read_text().strip()
 
 
@@ -52,9 +82,10 @@ def _body(requirements: str) -> list[str]:
     return lines[2:]
 
 
-def test_lock_agrees_with_pyproject() -> None:
+@pytest.mark.parametrize("project", [REPO, CANN_PROJECT], ids=lambda p: str(p.relative_to(REPO)))
+def test_lock_agrees_with_pyproject(project: Path) -> None:
     """A dependency edited in pyproject.toml without `make lock` fails here (and `make`)."""
-    _uv("lock", "--check")
+    _uv("lock", "--check", cwd=project)
 
 
 def test_every_image_project_is_in_the_one_resolution() -> None:
@@ -79,6 +110,27 @@ def test_image_lock_is_exported_from_uv_lock(lock: Path) -> None:
     assert "--hash=sha256:" in lock.read_text()
 
 
+def test_cann_lock_is_exported_from_its_uv_lock() -> None:
+    exported = _uv(
+        "export", "--frozen", "--no-dev", "--no-emit-project", "--no-emit-local", cwd=CANN_PROJECT
+    )
+    assert _body(CANN_LOCK.read_text()) == _body(exported), f"{CANN_LOCK} is stale: run `make lock`"
+    assert "--hash=sha256:" in CANN_LOCK.read_text()
+
+
+def test_cann_resolution_agrees_with_the_one_resolution() -> None:
+    """Every package both hold has uv.lock's version, but NumPy and ONNX Runtime; where a newer
+    release slips in, pin uv.lock's in the CANN project's constraint-dependencies."""
+    locked = {_normal(p["name"]): p.get("version") for p in LOCK["package"]}
+    cann = tomllib.loads((CANN_PROJECT / "uv.lock").read_text())["package"]
+    differing = {
+        _normal(p["name"]): (p.get("version"), locked.get(_normal(p["name"])))
+        for p in cann
+        if _normal(p["name"]) not in CANN_OWN and p.get("version") != locked.get(_normal(p["name"]))
+    }
+    assert not differing, f"CANN resolution differs from uv.lock (cann, uv.lock): {differing}"
+
+
 def test_environment_is_exactly_the_lock() -> None:
     """Every locked package (for this platform) is installed at its locked version."""
     locked = {_normal(p["name"]): p["version"] for p in LOCK["package"] if "version" in p}
@@ -99,7 +151,11 @@ def test_interpreter_is_the_pinned_python() -> None:
 
 @pytest.mark.parametrize(
     "pyproject",
-    [REPO / "pyproject.toml", *(p / "pyproject.toml" for p in IMAGE_PROJECTS)],
+    [
+        REPO / "pyproject.toml",
+        *(p / "pyproject.toml" for p in IMAGE_PROJECTS),
+        CANN_PROJECT / "pyproject.toml",
+    ],
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_projects_require_the_pinned_python(pyproject: Path) -> None:
@@ -107,22 +163,45 @@ def test_projects_require_the_pinned_python(pyproject: Path) -> None:
     assert metadata["requires-python"] == f"=={PYTHON}.*"
 
 
-@pytest.mark.parametrize(
-    "dockerfile",
-    [REPO / "Dockerfile", *(d for p in IMAGE_PROJECTS for d in sorted(p.glob("Dockerfile*")))],
-    ids=lambda p: str(p.relative_to(REPO)),
-)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_images_run_the_pinned_python(dockerfile: Path) -> None:
     bases = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), flags=re.MULTILINE)
     assert bases
     assert all(base.startswith(f"python:{PYTHON}-") for base in bases), bases
 
 
-@pytest.mark.parametrize(
-    "dockerfile",
-    [REPO / "Dockerfile", *(d for p in IMAGE_PROJECTS for d in sorted(p.glob("Dockerfile*")))],
-    ids=lambda p: str(p.relative_to(REPO)),
-)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_images_install_the_lock_with_hashes(dockerfile: Path) -> None:
     text = dockerfile.read_text()
     assert "pip install --no-deps --require-hashes -r requirements.lock" in text
+
+
+def test_every_image_has_its_lock_and_every_lock_an_image() -> None:
+    """A new Dockerfile or lock names its partner in DOCKERFILE_LOCKS (and `make lock`)."""
+    assert sorted(DOCKERFILE_LOCKS) == DOCKERFILES
+    assert sorted(DOCKERFILE_LOCKS.values()) == LOCKS
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_image_copies_its_own_lock(dockerfile: Path) -> None:
+    """The one lock file the build copies in (as requirements.lock) is the image's own."""
+    copied = re.findall(r"^COPY\s+(?:--\S+\s+)*(.*)$", dockerfile.read_text(), flags=re.MULTILINE)
+    locks = [source for line in copied for source in line.split()[:-1] if source.endswith(".lock")]
+    assert locks == [DOCKERFILE_LOCKS[dockerfile].name]
+
+
+def test_predictor_onnx_runtime_extras_exclude_each_other() -> None:
+    """uv refuses to install both into one environment (`make venv` leaves out `cuda`)."""
+    groups = [{(c["package"], c["extra"]) for c in group} for group in LOCK.get("conflicts", [])]
+    assert {("kubearts-predictor", "cpu"), ("kubearts-predictor", "cuda")} in groups
+
+
+@pytest.mark.parametrize("lock", LOCKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_lock_holds_one_onnx_runtime_at_most(lock: Path) -> None:
+    """onnxruntime, onnxruntime-gpu and onnxruntime-cann overwrite each other's module."""
+    names = {_normal(m) for m in re.findall(r"^([A-Za-z0-9_.-]+)==", lock.read_text(), re.M)}
+    held = names & ONNX_RUNTIMES
+    assert len(held) <= 1, f"{lock} holds {sorted(held)}"
+    if lock.parent == PREDICTOR:
+        # The predictor imports `onnxruntime` for ONNX models in every image.
+        assert len(held) == 1, f"{lock} holds no ONNX Runtime"

@@ -76,6 +76,10 @@ def _onnxruntime(path: Path, placement: devices.Placement, threads: int) -> Back
             f"ONNX Runtime has no {wanted} (available: {', '.join(available)})",
         )
         provider = devices.CPU_PROVIDER
+    if provider == devices.PROVIDERS["gpu"]:
+        # The CUDA image has CUDA and cuDNN as NVIDIA's pip wheels, which are not on the
+        # loader's path: ONNX Runtime's CUDA provider finds them only once preloaded.
+        ort.preload_dlls()
     options = session_options(threads)
     providers = [provider] if provider == devices.CPU_PROVIDER else [provider, devices.CPU_PROVIDER]
     try:

@@ -90,6 +90,28 @@ def test_gpu_without_cuda_provider_is_accelerator_unavailable(
     assert not any(line["event"] == "loaded" for line in lines)
 
 
+def test_cuda_session_preloads_the_cuda_wheels_first(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CUDA image's CUDA and cuDNN are NVIDIA's pip wheels, off the loader's path: ONNX
+    Runtime preloads them before the CUDA session opens (this CPU build stands in for it)."""
+    import onnxruntime as ort
+
+    calls: list[str] = []
+    open_session = ort.InferenceSession
+
+    def session(path: str, sess_options: Any, providers: list[str]) -> Any:
+        calls.append(f"InferenceSession({'+'.join(providers)})")
+        return open_session(path, sess_options=sess_options, providers=[devices.CPU_PROVIDER])
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [*devices.PROVIDERS.values()])
+    monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append("preload_dlls"))
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    loaded = backends.load(modeldir.read(model_dirs["onnx"]), devices.Placement("gpu", True))
+    assert calls == ["preload_dlls", "InferenceSession(CUDAExecutionProvider+CPUExecutionProvider)"]
+    assert loaded.fallback
+
+
 def test_usage_error_exits_2_with_a_result(tmp_path: Path) -> None:
     result = tmp_path / "termination-log"
     code, _ = _main("--model_dir", str(tmp_path), "--device", "tpu", "--result", str(result))
