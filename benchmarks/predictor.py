@@ -129,6 +129,34 @@ def stock_server(model_dir: str, http_port: int, grpc_port: int, threads: int, n
     kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, workers=1).start([model])
 
 
+def bare_server(http_port: int) -> None:
+    """The floor under any Python server: uvicorn (uvloop, httptools, no access log) with an
+    ASGI app that reads the body and answers a fixed V2 binary answer, no model, no checks."""
+    import uvicorn
+
+    head = b'{"outputs":[{"name":"logits","shape":[1,3],"datatype":"FP32",'
+    head += b'"parameters":{"binary_data_size":12}}]}'
+    answer = head + np.zeros(3, np.float32).tobytes()
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(len(answer)).encode()),
+        (b"inference-header-content-length", str(len(head)).encode()),
+    ]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    uvicorn.run(
+        app, port=http_port, loop="uvloop", http="httptools", log_level="warning", access_log=False
+    )
+
+
 class _NoDelayConnection(http.client.HTTPConnection):
     """http.client with Nagle's algorithm off, as urllib3 (requests) has it: a body sent after
     its headers must not wait for the server's delayed acknowledgement (40 ms)."""
@@ -267,7 +295,11 @@ def main() -> None:
     parser.add_argument(
         "--stock-server", nargs=5, metavar=("DIR", "HTTP", "GRPC", "THREADS", "NAME")
     )
+    parser.add_argument("--bare-server", type=int, metavar="HTTP")
     args = parser.parse_args()
+    if args.bare_server:
+        bare_server(args.bare_server)
+        return
     if args.stock_server:
         folder, http, grpc_port, threads, name = args.stock_server
         stock_server(folder, int(http), int(grpc_port), int(threads), name)
@@ -289,7 +321,8 @@ def main() -> None:
     ours = launch_server(work / "resnet", "--max_batch_wait_ms", "5", name="resnet")
     noop = launch_server(work / "noop", "--max_batch_wait_ms", "0", name="noop")
     stocks = {model: _stock(work / model, threads, model) for model in ("resnet", "noop")}
-    processes = [ours.process, noop.process, *(p for _, _, p in stocks.values())]
+    bare_port, bare = _bare()
+    processes = [ours.process, noop.process, bare, *(p for _, _, p in stocks.values())]
     try:
         servers = {"ours": wait_ready(ours, 300), "noop": wait_ready(noop, 300)}
         ours_client = Client(servers["ours"].http_port, servers["ours"].grpc_port, "resnet")
@@ -298,6 +331,8 @@ def main() -> None:
         stock_noop = Client(stocks["noop"][0], stocks["noop"][1], "noop")
         _wait_stock(stock_client, stocks["resnet"][2])
         _wait_stock(stock_noop, stocks["noop"][2])
+        bare_client = Client(bare_port, 0, "bare")
+        _wait_stock(bare_client, bare)
 
         # The in-process baseline runs ONNX Runtime as the predictor does.
         options = backends.session_options(threads)
@@ -349,6 +384,7 @@ def main() -> None:
                 "no-op stock V2 REST binary": lambda: stock_noop.v2_binary(batch),
                 "no-op stock V2 gRPC": lambda: stock_noop.grpc(batch),
                 "no-op stock V1 JSON": lambda: stock_noop.v1_json(batch),
+                "no-op floor: bare uvicorn app, V2 REST": lambda: bare_client.v2_binary(batch),
             },
             args.rounds * 3,
         )
@@ -359,6 +395,14 @@ def main() -> None:
             for who, client in (("ours", ours_client), ("stock", stock_client))
             for clients in (1, 8)
         }
+        # What batching can give at most: ONNX Runtime's own throughput at batch 8 over batch 1.
+        eight = np.repeat(batch, 8, axis=0)
+        single = statistics.median(timed(in_process) for _ in range(args.requests))
+        whole = statistics.median(
+            timed(lambda: session.run(None, {name: eight})) for _ in range(args.requests)
+        )
+        batching[("in-process ORT", 1)] = (1000 / single, single)
+        batching[("in-process ORT", 8)] = (8000 / whole, whole)
         _table(p50, batching, threads, args)
     finally:
         for process in processes:
@@ -387,13 +431,29 @@ def _stock(folder: Path, threads: int, name: str) -> tuple[int, int, Any]:
     return http, grpc_port, process
 
 
+def _bare() -> tuple[int, Any]:
+    """Start the bare ASGI server; returns (http port, process)."""
+    import subprocess
+
+    from predictor_helpers import clean_env, free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--bare-server", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    return port, process
+
+
 def _wait_stock(client: Client, process: Any) -> None:
     import requests
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("the stock KServe server exited")
+            raise SystemExit(f"the server on port {client.port} exited")
         try:
             if requests.get(f"{client.url}/v2/health/ready", timeout=2).status_code == 200:
                 return
@@ -434,10 +494,11 @@ def _table(
         if name.startswith("no-op"):
             print(f"{name:34} {value:9.2f}")
     print(f"\ndynamic batching, V2 REST binary, {args.requests} requests per client")
-    print(f"{'server':10} {'clients':>8} {'req/s':>9} {'p99 ms':>9} {'vs 1 client':>12}")
+    print("(in-process ORT: one batch of 8 images against one image, p50 instead of p99)")
+    print(f"{'server':15} {'clients':>8} {'req/s':>9} {'p99 ms':>9} {'vs 1 client':>12}")
     for (who, clients), (rate, p99) in batching.items():
         single = batching[(who, 1)][0]
-        print(f"{who:10} {clients:8d} {rate:9.2f} {p99:9.1f} {rate / single:12.2f}")
+        print(f"{who:15} {clients:8d} {rate:9.2f} {p99:9.1f} {rate / single:12.2f}")
     _targets(p50, batching)
 
 

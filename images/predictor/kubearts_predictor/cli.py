@@ -241,10 +241,11 @@ def serve(parsed: argparse.Namespace, events: Events) -> None:
         ssl_certfile=parsed.ssl_certfile,
         ssl_keyfile=parsed.ssl_keyfile,
     )
-    server.install(kserve_server.app, model, model_server.dataplane)
+    server.install(kserve_server.app, model)
     from kubearts_predictor.drain import delay_shutdown
 
     delay_shutdown(parsed.drain_seconds)
+    server.settle(parsed.event_loop, parsed.log_level)
     model_server.start([model])
 
 

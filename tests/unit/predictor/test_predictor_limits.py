@@ -116,6 +116,25 @@ CASES: dict[str, tuple[Callable[[Server], requests.Response], int, str]] = {
         400,
         EXPECTED,
     ),
+    "v1-not-json": (
+        lambda s: requests.post(
+            f"{s.url}/v1/models/tiny:predict",
+            data=b'{"instances": [',
+            headers={"content-type": "application/json"},
+        ),
+        400,
+        "Unrecognized request format",
+    ),
+    "v2-unknown-model": (
+        lambda s: requests.post(f"{s.url}/v2/models/other/infer", data=b"{}"),
+        404,
+        "Model with name other does not exist",
+    ),
+    "v1-unknown-model": (
+        lambda s: requests.post(f"{s.url}/v1/models/other:predict", json={"instances": []}),
+        404,
+        "Model with name other does not exist",
+    ),
     "v1-ragged": (
         lambda s: requests.post(
             f"{s.url}/v1/models/tiny:predict", json={"instances": [[1.0], [1.0, 2.0]]}

@@ -157,7 +157,6 @@ def test_gpu_with_fallback_serves_on_cpu_and_says_so(servers: dict[str, Server])
     assert response.headers["X-KubeArts-Fallback"] == "true"
 
 
-
 def test_onnx_runtime_threads_rest_after_a_run(tmp_path: Path) -> None:
     """Spin-waiting stops when a run ends: an idle predictor takes no CPU from the event loop
     answering the request, from the container's quota or from its neighbours."""
@@ -177,7 +176,9 @@ def test_onnx_runtime_threads_rest_after_a_run(tmp_path: Path) -> None:
     model.ir_version = 8
     onnx.save(model, tmp_path / "model.onnx")
     session = ort.InferenceSession(
-        str(tmp_path / "model.onnx"), backends.session_options(2), providers=["CPUExecutionProvider"]
+        str(tmp_path / "model.onnx"),
+        backends.session_options(2),
+        providers=["CPUExecutionProvider"],
     )
     feed = {"x": weights[:256]}
     for _ in range(3):

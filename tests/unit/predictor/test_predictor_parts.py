@@ -109,3 +109,33 @@ def test_batcher_gathers_concurrent_requests_and_splits_the_answer() -> None:
     answers = asyncio.run(scenario())
     assert [float(a[0, 0]) for a in answers] == [0, 2, 4, 6, 8, 10]
     assert sorted(seen, reverse=True) == [4, 2]
+
+
+@pytest.mark.parametrize(
+    ("event_loop", "log_level", "uvloop_policy", "timing_lines"),
+    [("auto", "INFO", True, False), ("asyncio", "DEBUG", False, True)],
+)
+def test_settle_freezes_the_start_up_heap(
+    event_loop: str, log_level: str, uvloop_policy: bool, timing_lines: bool
+) -> None:
+    import asyncio
+    import gc
+    import logging
+
+    import uvloop
+
+    from kubearts_predictor import server
+
+    policy = asyncio.get_event_loop_policy()
+    trace = logging.getLogger("kserve.trace")
+    level = trace.level
+    trace.setLevel(logging.DEBUG)
+    try:
+        server.settle(event_loop, log_level)
+        assert gc.get_freeze_count() > 10_000  # this process's modules and objects
+        assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy) == uvloop_policy
+        assert trace.isEnabledFor(logging.INFO) == timing_lines
+    finally:
+        gc.unfreeze()
+        asyncio.set_event_loop_policy(policy)
+        trace.setLevel(level)
