@@ -123,9 +123,10 @@ def _onnxruntime(path: Path, placement: devices.Placement, threads: int) -> Back
     )
 
 
-def session_options(threads: int) -> Any:
+def session_options(threads: int, spin: bool = True) -> Any:
     """ONNX Runtime's settings for serving: full graph optimisation, one operator at a time
-    on ``threads`` intra-op threads."""
+    on ``threads`` intra-op threads (``spin`` False: idle threads sleep at once, for
+    comparison)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -137,7 +138,7 @@ def session_options(threads: int) -> Any:
     # sleeping, on ResNet v1 50 at 2 threads) but not after it: left spinning, they burn about
     # half of two cores for a while after every request, taking CPU from the event loop that
     # answers it, from the container's quota and from whatever else shares the node.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
