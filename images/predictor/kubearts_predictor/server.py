@@ -222,8 +222,8 @@ class Guard:
             if route is None:
                 await self.app(scope, state.receiver(receive), state.send)
             else:
-                handler, name = route
-                await handler(scope, name, state.receiver(receive), state.send)
+                protocol, name = route
+                await self._predict(scope, name, state.receiver(receive), state.send, protocol)
         except Exception:
             if not state.refused:  # else: the application failing on the body it was denied
                 raise
@@ -241,7 +241,7 @@ class Guard:
             (b"x-kubearts-fallback", b"true" if backend.fallback else b"false"),
         ]
 
-    def _route(self, scope: Scope) -> tuple[_Handler, str] | None:
+    def _route(self, scope: Scope) -> tuple[_Protocol, str] | None:
         """The predict route this guard serves for the request, None for KServe's routes."""
         if any(name.startswith(b"ce-") for name, _ in scope["headers"]):
             return None  # binary CloudEvents: KServe's routes decode them
@@ -252,60 +252,56 @@ class Guard:
         name = path[len("/v1/models/") : -len(":predict")]
         return (self._v1, name) if "/" not in name else None
 
-    async def _ready(self, name: str, send: Send) -> bool:
-        """Whether ``name`` is the served model and loaded; else answers as KServe does."""
+    async def _predict(
+        self, scope: Scope, name: str, receive: Receive, send: Send, protocol: _Protocol
+    ) -> None:
+        """Answer a predict request with ``protocol`` (the body → status, body, media type,
+        headers), with KServe's statuses: 404 another model, 503 not loaded, 400 bad input."""
         if name != self.model.name:
             await _answer(send, 404, {"error": f"Model with name {name} does not exist."})
-            return False
+            return
         if not self.model.ready:
             await _answer(send, 503, {"error": f"Model with name {name} is not ready."})
-            return False
-        return True
-
-    async def _v2(self, scope: Scope, name: str, receive: Receive, send: Send) -> None:
-        if not await self._ready(name, send):
             return
         body = await _body(receive)
         if body is None:
             return
-        length = _header(scope, BINARY_HEADER.encode())
         try:
-            response = await self.model.predict(parse_v2(body, length, name))
+            answer = await protocol(scope, name, body)
         except InvalidInput as exc:
             await _answer(send, 400, {"error": str(exc)})
-            return
         except PredictorError as exc:
             await _answer(send, 500, {"error": str(exc)})
-            return
+        else:
+            await _send(send, *answer)
+
+    async def _v2(self, scope: Scope, name: str, body: bytes) -> _Answer:
+        length = _header(scope, BINARY_HEADER.encode())
+        response = await self.model.predict(parse_v2(body, length, name))
         assert isinstance(response, InferResponse)
         encoded, json_length = response.to_rest()
         if isinstance(encoded, bytes):
             headers = [(BINARY_HEADER.encode(), str(json_length).encode())]
-            await _send(send, 200, encoded, b"application/octet-stream", headers)
-        else:
-            await _answer(send, 200, encoded)
+            return 200, encoded, b"application/octet-stream", headers
+        return (
+            200,
+            orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY),
+            b"application/json",
+            [],
+        )
 
-    async def _v1(self, scope: Scope, name: str, receive: Receive, send: Send) -> None:
-        if not await self._ready(name, send):
-            return
-        body = await _body(receive)
-        if body is None:
-            return
+    async def _v1(self, scope: Scope, name: str, body: bytes) -> _Answer:
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             metrics.ERRORS.labels("bad_tensor").inc()
-            await _answer(send, 400, {"error": f"Unrecognized request format: {exc}"})
-            return
-        try:
-            await _answer(send, 200, await self.model.predict(document))
-        except InvalidInput as exc:
-            await _answer(send, 400, {"error": str(exc)})
-        except PredictorError as exc:
-            await _answer(send, 500, {"error": str(exc)})
+            raise InvalidInput(f"Unrecognized request format: {exc}") from exc
+        return 200, orjson.dumps(await self.model.predict(document)), b"application/json", []
 
 
-_Handler = Callable[[Scope, str, Receive, Send], Awaitable[None]]
+#: status, body, media type, extra headers
+_Answer = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
+_Protocol = Callable[[Scope, str, bytes], Awaitable[_Answer]]
 
 
 class _Exchange:
