@@ -2,21 +2,17 @@
 request limits, response headers and metrics.
 
 KServe's ``ModelServer`` serves V1, V2 REST and gRPC, health and ``/metrics`` from its FastAPI
-application (``kserve.model_server.app``). This module adds two routes to that application,
-matched before KServe's:
-
-* ``GET /``: the predict page (KServe's ``GET /`` liveness answer moves to
-  ``/v2/health/live``, which is unchanged);
-* ``POST /``: image upload, multipart field ``images``;
-
-and wraps the whole application in :class:`Guard`, its outermost layer, which
+application (``kserve.model_server.app``). This module adds ``GET /``, the predict page, matched
+before KServe's own ``GET /`` liveness answer (which stays at ``/v2/health/live``), and wraps
+the whole application in :class:`Guard`, its outermost layer, which
 
 * refuses bodies over ``--max_body_bytes`` with 413 before they are read, for every route;
-* serves the two predict routes itself: ``POST /v2/models/{name}/infer`` (V2 REST, binary
-  tensors, the ``inference-header-content-length`` extension, read with ``np.frombuffer``
-  where KServe 0.21 turns them into Python lists) and ``POST /v1/models/{name}:predict``.
-  FastAPI's routing, dependency solving and middleware, and KServe's data plane, cost about
-  two milliseconds a request on a small CPU, more than the model does; these requests reach
+* serves the predict routes itself: ``POST /`` (image upload, multipart field ``images``),
+  ``POST /v2/models/{name}/infer`` (V2 REST; binary tensors, the
+  ``inference-header-content-length`` extension, are read with ``np.frombuffer`` where KServe
+  0.21 turns them into Python lists) and ``POST /v1/models/{name}:predict``. FastAPI's
+  routing, dependency solving and middleware, and KServe's data plane, cost about two
+  milliseconds a request on a small CPU, more than a small model does; these requests reach
   the same :class:`ImageClassifier` with the same answers and error statuses without them;
 * adds ``X-KubeArts-Provider`` and ``X-KubeArts-Fallback`` to every predict response and
   counts requests (:mod:`kubearts_predictor.metrics`).
@@ -67,43 +63,9 @@ def install(app: FastAPI, model: ImageClassifier) -> None:
     async def predict_page() -> HTMLResponse:
         return HTMLResponse(page.render(model.name))
 
-    async def upload(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            return error(
-                f"expected multipart/form-data with image files in the field 'images', got "
-                f"{content_type or 'no content type'!r}",
-                400,
-                "content_type",
-            )
-        try:
-            form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=16)
-        except Exception as exc:  # HTTPException, MultiPartException; ClientDisconnect past the
-            # body limit, when the guard has answered 413 and drops this answer
-            return error(
-                f"cannot read the form: {getattr(exc, 'detail', exc)}", 400, "content_type"
-            )
-        try:
-            files = [item for item in form.getlist("images") if isinstance(item, UploadFile)]
-            if not files:
-                return error(
-                    "no files in the form field 'images' (multipart/form-data)", 400, "content_type"
-                )
-            data = [await item.read() for item in files]
-        finally:
-            await form.close()
-        try:
-            results = await model.classify(data)
-        except preprocess.BadImageError as exc:
-            return error(str(exc), 400)
-        return json_response(results[0] if len(results) == 1 else results)
-
     app.add_api_route("/", predict_page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/", upload, methods=["POST"])
-    # Routes are matched in order: move ours before any KServe registers later.
-    ours = app.router.routes[-2:]
-    del app.router.routes[-2:]
-    app.router.routes[0:0] = ours
+    # Routes are matched in order: ours before KServe's `GET /`, registered later.
+    app.router.routes.insert(0, app.router.routes.pop())
     # Outside FastAPI's own layers, which the application builds at its first request.
     build = app.build_middleware_stack
 
@@ -111,6 +73,37 @@ def install(app: FastAPI, model: ImageClassifier) -> None:
         return Guard(build(), model)
 
     app.build_middleware_stack = guarded  # type: ignore[method-assign]
+
+
+async def upload(model: ImageClassifier, request: Request) -> Response:
+    """``POST /``: the image files of the form field ``images``, classified."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return error(
+            f"expected multipart/form-data with image files in the field 'images', got "
+            f"{content_type or 'no content type'!r}",
+            400,
+            "content_type",
+        )
+    try:
+        form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=16)
+    except Exception as exc:  # HTTPException, MultiPartException; ClientDisconnect past the
+        # body limit, when the guard has answered 413 and drops this answer
+        return error(f"cannot read the form: {getattr(exc, 'detail', exc)}", 400, "content_type")
+    try:
+        files = [item for item in form.getlist("images") if isinstance(item, UploadFile)]
+        if not files:
+            return error(
+                "no files in the form field 'images' (multipart/form-data)", 400, "content_type"
+            )
+        data = [await item.read() for item in files]
+    finally:
+        await form.close()
+    try:
+        results = await model.classify(data)
+    except preprocess.BadImageError as exc:
+        return error(str(exc), 400)
+    return json_response(results[0] if len(results) == 1 else results)
 
 
 def settle(event_loop: str, log_level: str) -> None:
@@ -219,7 +212,9 @@ class Guard:
                 await state.refuse()
                 return
             route = self._route(scope) if endpoint in ("v1", "v2") else None
-            if route is None:
+            if endpoint == "upload":
+                await self._upload(scope, state.receiver(receive), state.send)
+            elif route is None:
                 await self.app(scope, state.receiver(receive), state.send)
             else:
                 protocol, name = route
@@ -274,6 +269,13 @@ class Guard:
             await _answer(send, 500, {"error": str(exc)})
         else:
             await _send(send, *answer)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.model.ready:
+            response = error(f"Model with name {self.model.name} is not ready.", 503)
+        else:
+            response = await upload(self.model, Request(scope, receive))
+        await response(scope, receive, send)
 
     async def _v2(self, scope: Scope, name: str, body: bytes) -> _Answer:
         length = _header(scope, BINARY_HEADER.encode())
