@@ -98,7 +98,7 @@ demo: cluster-up ## the environment, a local cluster, KubeArts from its chart an
 lint: venv ## ruff, ruff format and mypy (strict for the operator)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy operator/kubearts
+	$(BIN)/mypy operator/kubearts images/predictor/kubearts_predictor
 	$(BIN)/python hack/sync_chart_crds.py --check
 
 .PHONY: test-unit

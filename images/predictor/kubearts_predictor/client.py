@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -21,14 +22,14 @@ __all__ = ["BINARY_HEADER", "v2_binary_outputs", "v2_binary_request"]
 
 BINARY_HEADER = "inference-header-content-length"
 #: V2 datatypes of the numpy dtypes a client sends or reads.
-_DATATYPES = {
+_DATATYPES: dict[np.dtype[Any], str] = {
     np.dtype(np.float32): "FP32",
     np.dtype(np.float64): "FP64",
     np.dtype(np.uint8): "UINT8",
     np.dtype(np.int32): "INT32",
     np.dtype(np.int64): "INT64",
 }
-_DTYPES = {name: dtype for dtype, name in _DATATYPES.items()}
+_DTYPES: dict[str, np.dtype[Any]] = {name: dtype for dtype, name in _DATATYPES.items()}
 
 
 def v2_binary_request(

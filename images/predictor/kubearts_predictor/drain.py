@@ -38,4 +38,4 @@ def delay_shutdown(seconds: float) -> None:
         timer.daemon = True
         timer.start()
 
-    uvicorn.Server.handle_exit = later  # type: ignore[method-assign]
+    uvicorn.Server.handle_exit = later  # type: ignore[method-assign,assignment]

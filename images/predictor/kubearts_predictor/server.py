@@ -21,6 +21,7 @@ the whole application in :class:`Guard`, its outermost layer, which
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -193,7 +194,7 @@ def parse_v2(body: bytes, json_length: str | None, model_name: str) -> InferRequ
 
 class Guard:
     """The application's outermost layer: the body limit (413), provider headers and request
-    metrics for every request, and the V1 and V2 predict routes themselves."""
+    metrics for every request, and the predict routes (upload, V1, V2 REST) themselves."""
 
     def __init__(self, app: ASGIApp, model: ImageClassifier) -> None:
         self.app = app
@@ -211,14 +212,8 @@ class Guard:
             if declared is not None and declared > state.limit:
                 await state.refuse()
                 return
-            route = self._route(scope) if endpoint in ("v1", "v2") else None
-            if endpoint == "upload":
-                await self._upload(scope, state.receiver(receive), state.send)
-            elif route is None:
-                await self.app(scope, state.receiver(receive), state.send)
-            else:
-                protocol, name = route
-                await self._predict(scope, name, state.receiver(receive), state.send, protocol)
+            serve = self._route(scope, endpoint) or self.app
+            await serve(scope, state.receiver(receive), state.send)
         except Exception:
             if not state.refused:  # else: the application failing on the body it was denied
                 raise
@@ -236,19 +231,23 @@ class Guard:
             (b"x-kubearts-fallback", b"true" if backend.fallback else b"false"),
         ]
 
-    def _route(self, scope: Scope) -> tuple[_Protocol, str] | None:
-        """The predict route this guard serves for the request, None for KServe's routes."""
-        if any(name.startswith(b"ce-") for name, _ in scope["headers"]):
-            return None  # binary CloudEvents: KServe's routes decode them
+    def _route(self, scope: Scope, endpoint: str | None) -> ASGIApp | None:
+        """The predict route this guard serves the request with, None for KServe's routes."""
+        if endpoint == "upload":
+            return self._upload
+        if endpoint is None or any(name.startswith(b"ce-") for name, _ in scope["headers"]):
+            return None  # not a predict request, or binary CloudEvents: KServe decodes them
         path: str = scope["path"]
-        if path.startswith("/v2/models/") and path.endswith("/infer"):
-            name = path[len("/v2/models/") : -len("/infer")]
-            return (self._v2, name) if "/" not in name else None
-        name = path[len("/v1/models/") : -len(":predict")]
-        return (self._v1, name) if "/" not in name else None
+        if endpoint == "v2":
+            name, protocol = path[len("/v2/models/") : -len("/infer")], self._v2
+        else:
+            name, protocol = path[len("/v1/models/") : -len(":predict")], self._v1
+        if "/" in name:
+            return None
+        return functools.partial(self._predict, name=name, protocol=protocol)
 
     async def _predict(
-        self, scope: Scope, name: str, receive: Receive, send: Send, protocol: _Protocol
+        self, scope: Scope, receive: Receive, send: Send, *, name: str, protocol: _Protocol
     ) -> None:
         """Answer a predict request with ``protocol`` (the body → status, body, media type,
         headers), with KServe's statuses: 404 another model, 503 not loaded, 400 bad input."""
