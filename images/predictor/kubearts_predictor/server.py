@@ -199,6 +199,16 @@ class Guard:
     def __init__(self, app: ASGIApp, model: ImageClassifier) -> None:
         self.app = app
         self.model = model
+        # Built at the first request, after the model loaded: the provider no longer changes.
+        backend = model.backend
+        self.provider_headers = (
+            [
+                (b"x-kubearts-provider", backend.provider.encode()),
+                (b"x-kubearts-fallback", b"true" if backend.fallback else b"false"),
+            ]
+            if backend is not None
+            else []
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -206,7 +216,8 @@ class Guard:
             return
         endpoint = metrics.endpoint_of(scope["method"], scope["path"])
         started = time.perf_counter()
-        state = _Exchange(self.model.settings.max_body_bytes, self._headers(endpoint), send)
+        headers = self.provider_headers if endpoint is not None else []
+        state = _Exchange(self.model.settings.max_body_bytes, headers, send)
         try:
             declared = _content_length(scope)
             if declared is not None and declared > state.limit:
@@ -221,15 +232,6 @@ class Guard:
             if endpoint is not None:
                 metrics.REQUESTS.labels(endpoint, str(state.status)).inc()
                 metrics.LATENCY.labels(endpoint).observe(time.perf_counter() - started)
-
-    def _headers(self, endpoint: str | None) -> list[tuple[bytes, bytes]]:
-        backend = self.model.backend
-        if backend is None or endpoint is None:
-            return []
-        return [
-            (b"x-kubearts-provider", backend.provider.encode()),
-            (b"x-kubearts-fallback", b"true" if backend.fallback else b"false"),
-        ]
 
     def _route(self, scope: Scope, endpoint: str | None) -> ASGIApp | None:
         """The predict route this guard serves the request with, None for KServe's routes."""
@@ -254,8 +256,7 @@ class Guard:
         if name != self.model.name:
             await _answer(send, 404, {"error": f"Model with name {name} does not exist."})
             return
-        if not self.model.ready:
-            await _answer(send, 503, {"error": f"Model with name {name} is not ready."})
+        if await self._not_ready(send):
             return
         body = await _body(receive)
         if body is None:
@@ -270,11 +271,16 @@ class Guard:
             await _send(send, *answer)
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.model.ready:
-            response = error(f"Model with name {self.model.name} is not ready.", 503)
-        else:
+        if not await self._not_ready(send):
             response = await upload(self.model, Request(scope, receive))
-        await response(scope, receive, send)
+            await response(scope, receive, send)
+
+    async def _not_ready(self, send: Send) -> bool:
+        """Answers 503, as KServe does, while the model is not loaded."""
+        if self.model.ready:
+            return False
+        await _answer(send, 503, {"error": f"Model with name {self.model.name} is not ready."})
+        return True
 
     async def _v2(self, scope: Scope, name: str, body: bytes) -> _Answer:
         length = _header(scope, BINARY_HEADER.encode())
@@ -402,10 +408,8 @@ async def _send(
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    declared = _header(scope, b"content-length")
+    try:
+        return int(declared) if declared is not None else None
+    except ValueError:
+        return None
