@@ -330,10 +330,10 @@ def main() -> None:
         noop_client = Client(servers["noop"].http_port, servers["noop"].grpc_port, "noop")
         stock_client = Client(stocks["resnet"][0], stocks["resnet"][1], "resnet")
         stock_noop = Client(stocks["noop"][0], stocks["noop"][1], "noop")
-        _wait_stock(stock_client, stocks["resnet"][2])
-        _wait_stock(stock_noop, stocks["noop"][2])
+        _wait_up(stock_client, stocks["resnet"][2])
+        _wait_up(stock_noop, stocks["noop"][2])
         bare_client = Client(bare_port, 0, "bare")
-        _wait_stock(bare_client, bare)
+        _wait_up(bare_client, bare)
 
         # The in-process baseline runs ONNX Runtime as the predictor does.
         options = backends.session_options(threads)
@@ -415,40 +415,39 @@ def main() -> None:
                 process.kill()
 
 
-def _stock(folder: Path, threads: int, name: str) -> tuple[int, int, Any]:
-    """Start KServe's stock server on ``folder``; returns (http port, grpc port, process)."""
+def _spawn(*args: str) -> Any:
+    """This script as a server subprocess (``--stock-server`` or ``--bare-server``)."""
     import subprocess
 
-    from predictor_helpers import clean_env, free_port
+    from predictor_helpers import clean_env
 
-    http, grpc_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--stock-server", str(folder), str(http), str(grpc_port),
-         str(threads), name],
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=clean_env(),
-    )  # fmt: skip
+    )
+
+
+def _stock(folder: Path, threads: int, name: str) -> tuple[int, int, Any]:
+    """Start KServe's stock server on ``folder``; returns (http port, grpc port, process)."""
+    from predictor_helpers import free_port
+
+    http, grpc_port = free_port(), free_port()
+    process = _spawn("--stock-server", str(folder), str(http), str(grpc_port), str(threads), name)
     return http, grpc_port, process
 
 
 def _bare() -> tuple[int, Any]:
     """Start the bare ASGI server; returns (http port, process)."""
-    import subprocess
-
-    from predictor_helpers import clean_env, free_port
+    from predictor_helpers import free_port
 
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--bare-server", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=clean_env(),
-    )
-    return port, process
+    return port, _spawn("--bare-server", str(port))
 
 
-def _wait_stock(client: Client, process: Any) -> None:
+def _wait_up(client: Client, process: Any) -> None:
+    """Wait until the server behind ``client`` answers its readiness probe."""
     import requests
 
     deadline = time.monotonic() + 300
@@ -461,7 +460,7 @@ def _wait_stock(client: Client, process: Any) -> None:
         except requests.ConnectionError:
             pass
         time.sleep(0.2)
-    raise SystemExit("the stock KServe server never became ready")
+    raise SystemExit(f"the server on port {client.port} never became ready")
 
 
 def _jpeg() -> bytes:
